@@ -1,0 +1,64 @@
+// strategy-consumer: the service binary. Parses the configuration, runs the pipeline, maps failures to exit
+// codes (0 done, 1 an operation failed after its retries, 2 bad configuration).
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+
+#include <spdlog/spdlog.h>
+
+#include "strategy_consumer/config.hpp"
+#include "strategy_consumer/errors.hpp"
+#include "strategy_consumer/logging.hpp"
+#include "strategy_consumer/pipeline.hpp"
+
+namespace {
+
+strategy_consumer::Pipeline* g_pipeline = nullptr;
+
+extern "C" void on_signal(int) {
+  if (g_pipeline) g_pipeline->stop();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace strategy_consumer;
+  CommandLine cli;
+  try {
+    cli = parse_command_line(std::vector<std::string>(argv + 1, argv + argc), current_environment());
+  } catch (const ConfigError& e) {
+    std::cerr << "strategy-consumer: " << e.what() << "\n";
+    return 2;
+  }
+  if (cli.help_requested) {
+    std::cout << cli.help_text;
+    return 0;
+  }
+  configure_logging(cli.config.verbosity);
+  try {
+    Pipeline pipeline(cli.config);
+    g_pipeline = &pipeline;
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGINT, &sa, nullptr);
+    const ExitReason reason = pipeline.run();
+    g_pipeline = nullptr;
+    const auto& c = pipeline.counters();
+    spdlog::info("exiting ({}): {} message(s), {} new, {} updated, {} duplicate(s) in batch, {} dead-lettered, "
+                 "{} batch(es)",
+                 reason == ExitReason::idle ? "idle" : reason == ExitReason::time_limit ? "time limit" : "stopped",
+                 c.messages.load(), c.stored_new.load(), c.stored_updated.load(), c.duplicate_in_batch.load(),
+                 c.dead_lettered.load(), c.batches.load());
+    return 0;
+  } catch (const ConfigError& e) {
+    g_pipeline = nullptr;
+    spdlog::error("{}", e.what());
+    return 2;
+  } catch (const Error& e) {
+    g_pipeline = nullptr;
+    spdlog::error("{} ({})", e.what(), e.remedy());
+    return 1;
+  }
+}

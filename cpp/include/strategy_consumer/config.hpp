@@ -1,0 +1,66 @@
+#pragma once
+// Configuration: plain structs with defaults and validate(). A flag beats the environment, which beats the
+// default. `kafka.properties` is the escape hatch: any librdkafka setting, applied last.
+#include <map>
+#include <string>
+#include <vector>
+
+#include "strategy_consumer/postgres_sink.hpp"
+
+namespace strategy_consumer {
+
+struct KafkaConfig {
+  std::string bootstrap_servers = "localhost:9092";
+  std::string topic = "discovered-strategies";
+  std::string group_id = "strategy-consumer";
+  std::string auto_offset_reset = "earliest";  // for partitions with no stored offset
+  std::string security_protocol = "PLAINTEXT";
+  std::string ssl_cafile;
+  std::string ssl_certfile;
+  std::string ssl_keyfile;
+  std::string dlq_topic = "strategy-consumer-dlq";
+  int poll_timeout_ms = 100;
+  std::map<std::string, std::string> properties;  // --kafka_property key=value
+
+  void validate() const;
+  // librdkafka settings for the consumer / the dead-letter producer: ours, then `properties` over them.
+  std::map<std::string, std::string> consumer_settings() const;
+  std::map<std::string, std::string> producer_settings() const;
+};
+
+struct ProcessingConfig {
+  int batch_size = 1000;
+  double batch_timeout_seconds = 30;
+  int max_retries = 3;
+  double idle_timeout_seconds = 0;         // 0: no idle limit (service mode)
+  double max_processing_time_seconds = 0;  // 0: no time limit
+  std::size_t max_message_bytes = 1 << 20;
+
+  void validate() const;
+  bool drain_mode() const { return idle_timeout_seconds > 0 || max_processing_time_seconds > 0; }
+};
+
+struct Config {
+  KafkaConfig kafka;
+  PostgresConfig postgres;
+  ProcessingConfig processing;
+  bool migrate = true;  // --no_migrate: verify the schema instead of applying migrations
+  int verbosity = 0;    // as absl's: 0 info, 1 debug, 2 and more trace; -1 warning, -2 error
+
+  void validate() const;
+};
+
+using Environment = std::map<std::string, std::string>;
+Environment current_environment();
+
+struct CommandLine {
+  Config config;
+  bool help_requested = false;
+  std::string help_text;
+};
+
+// Parses flags (`--flag=value` and `--flag value`) over the environment over the defaults, then validates.
+// Throws ConfigError with a one-line message naming the flag or variable.
+CommandLine parse_command_line(const std::vector<std::string>& args, const Environment& env);
+
+}  // namespace strategy_consumer

@@ -1,0 +1,48 @@
+#pragma once
+// The pipeline: Kafka source -> decode -> batch -> PostgreSQL sink (rows and offsets in one transaction)
+// -> offsets committed to Kafka; rejected messages -> dead-letter topic, flushed before their offsets commit.
+// Runs on the calling thread until stop() or, in drain mode, until idle or out of time.
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "strategy_consumer/config.hpp"
+
+namespace strategy_consumer {
+
+struct PipelineCounters {
+  std::atomic<std::uint64_t> messages{0};
+  std::atomic<std::uint64_t> stored_new{0};
+  std::atomic<std::uint64_t> stored_updated{0};
+  std::atomic<std::uint64_t> duplicate_in_batch{0};
+  std::atomic<std::uint64_t> dead_lettered{0};
+  std::atomic<std::uint64_t> batches{0};
+  std::atomic<std::uint64_t> fenced_batches{0};
+  std::atomic<std::uint64_t> retries{0};
+};
+
+enum class ExitReason { stopped, idle, time_limit };
+
+class Pipeline {
+ public:
+  explicit Pipeline(Config config);
+  ~Pipeline();
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  // Connects, prepares the schema, consumes. Returns why it ended; throws Error when an operation failed
+  // after its retries (nothing past the failure was committed).
+  ExitReason run();
+  // Safe from a signal handler or another thread: the loop ends after the current batch is committed.
+  void stop() noexcept;
+
+  const PipelineCounters& counters() const;
+  // False while an operation is being retried (stalled), true once it succeeds again.
+  bool healthy() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace strategy_consumer

@@ -1,0 +1,20 @@
+#pragma once
+// Capped exponential backoff with full jitter, for operations that fail for a while (database restarting,
+// broker down). Pure policy here; the pipeline decides what is retried.
+#include <chrono>
+#include <random>
+
+namespace strategy_consumer {
+
+struct RetryPolicy {
+  int max_attempts = 4;  // 1 + --max_retries
+  std::chrono::milliseconds initial_delay{200};
+  std::chrono::milliseconds max_delay{30000};
+
+  // The delay before attempt `attempt` (1-based count of failures so far): uniform in
+  // [0, min(max_delay, initial_delay * 2^(attempt-1))].
+  std::chrono::milliseconds delay(int failures, std::mt19937_64& rng) const;
+  std::chrono::milliseconds ceiling(int failures) const;
+};
+
+}  // namespace strategy_consumer

@@ -1,0 +1,49 @@
+#include "strategy_consumer/batch.hpp"
+
+#include <unordered_map>
+
+namespace strategy_consumer {
+
+void Batch::advance(const SourcePosition& source) {
+  if (message_count_ == 0) started_ = std::chrono::steady_clock::now();
+  ++message_count_;
+  auto& next = next_offsets_[{source.topic, source.partition}];
+  next = std::max(next, source.offset + 1);
+}
+
+void Batch::add(StrategyRecord record, const SourcePosition& source, std::string payload) {
+  advance(source);
+  entries_.push_back({std::move(record), source, std::move(payload)});
+}
+
+void Batch::skip(const SourcePosition& source) { advance(source); }
+
+void Batch::drop_partitions(const std::set<TopicPartition>& partitions) {
+  std::erase_if(entries_, [&](const BatchEntry& e) {
+    return partitions.count({e.source.topic, e.source.partition}) > 0;
+  });
+  for (const auto& tp : partitions) next_offsets_.erase(tp);
+  // What is left is only what still counts; with nothing left the batch is empty again.
+  if (next_offsets_.empty()) clear();
+  else message_count_ = std::max(message_count_, entries_.size());
+}
+
+void Batch::clear() {
+  entries_.clear();
+  next_offsets_.clear();
+  message_count_ = 0;
+}
+
+std::vector<std::size_t> collapse_by_hash(const std::vector<BatchEntry>& entries) {
+  std::unordered_map<std::string_view, std::size_t> last;
+  last.reserve(entries.size());
+  for (std::size_t i = 0; i < entries.size(); ++i) last[entries[i].record.strategy_hash] = i;
+  std::vector<std::size_t> out;
+  out.reserve(last.size());
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (last[entries[i].record.strategy_hash] == i) out.push_back(i);
+  }
+  return out;
+}
+
+}  // namespace strategy_consumer

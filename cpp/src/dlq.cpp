@@ -1,0 +1,203 @@
+#include "strategy_consumer/dlq.hpp"
+
+#include <librdkafka/rdkafka.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <deque>
+#include <mutex>
+
+#include "kafka_support.hpp"
+#include "strategy_consumer/errors.hpp"
+#include "strategy_consumer/timestamp.hpp"
+
+namespace strategy_consumer {
+namespace {
+
+// Real brokers refuse records over message.max.bytes (1 MB by default): a letter stays below that, cutting
+// the original message (and saying so) when it must.
+constexpr std::size_t kMaxLetterBytes = 900 * 1024;
+
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t len;
+    std::uint32_t cp;
+    if ((c & 0xE0) == 0xC0) len = 2, cp = c & 0x1F;
+    else if ((c & 0xF0) == 0xE0) len = 3, cp = c & 0x0F;
+    else if ((c & 0xF8) == 0xF0) len = 4, cp = c & 0x07;
+    else return false;
+    if (i + len > s.size()) return false;
+    for (std::size_t k = 1; k < len; ++k) {
+      const auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
+std::string base64(std::string_view in) {
+  static constexpr char kTable[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const std::uint32_t v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
+                            static_cast<unsigned char>(in[i + 2]);
+    out += kTable[v >> 18], out += kTable[(v >> 12) & 63], out += kTable[(v >> 6) & 63], out += kTable[v & 63];
+  }
+  if (i < in.size()) {
+    std::uint32_t v = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
+    out += kTable[v >> 18], out += kTable[(v >> 12) & 63];
+    out += i + 1 < in.size() ? kTable[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+struct Letter {
+  std::string payload;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+}  // namespace
+
+std::string encode_dead_letter(const DeadLetter& letter, std::int64_t now) {
+  nlohmann::json j;
+  const bool utf8 = valid_utf8(letter.original_message);
+  j["original_message"] = utf8 ? letter.original_message : base64(letter.original_message);
+  if (!utf8) j["original_message_encoding"] = "base64";
+  j["error"] = reasons_to_text(letter.reasons);
+  j["timestamp"] = format_timestamp_us(now).replace(10, 1, "T") + "Z";
+  j["stage"] = letter.stage;
+  j["reasons"] = reasons_to_json(letter.reasons);
+  j["source_topic"] = letter.source.topic;
+  j["source_partition"] = letter.source.partition;
+  j["source_offset"] = letter.source.offset;
+  std::string out = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (out.size() > kMaxLetterBytes) {
+    // Keep as much of the original as fits, on a character boundary when it is text.
+    const std::size_t overflow = out.size() - kMaxLetterBytes;
+    std::string& original = j["original_message"].get_ref<std::string&>();
+    std::size_t keep = original.size() > overflow + 1024 ? original.size() - overflow - 1024 : 0;
+    // Escaping can make the JSON longer than the text: shrink until it fits.
+    do {
+      std::string cut = original.substr(0, keep);
+      while (utf8 && !cut.empty() && (static_cast<unsigned char>(cut.back()) & 0xC0) == 0x80) cut.pop_back();
+      if (utf8 && !cut.empty() && static_cast<unsigned char>(cut.back()) >= 0xC0) cut.pop_back();
+      nlohmann::json copy = j;
+      copy["original_message"] = cut;
+      copy["original_message_truncated"] = true;
+      copy["original_message_bytes"] = letter.original_message.size();
+      out = copy.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      keep = keep / 2;
+    } while (out.size() > kMaxLetterBytes && keep > 0);
+  }
+  return out;
+}
+
+struct DlqProducer::Impl {
+  KafkaConfig config;
+  rd_kafka_t* rk = nullptr;
+  std::mutex mutex;
+  std::deque<std::unique_ptr<Letter>> failed;  // delivery failed: sent again by the next flush
+  std::atomic<std::size_t> in_flight{0};
+  std::string last_error;
+
+  void produce(std::unique_ptr<Letter> letter) {
+    rd_kafka_headers_t* headers = rd_kafka_headers_new(letter->headers.size());
+    for (const auto& [k, v] : letter->headers) rd_kafka_header_add(headers, k.c_str(), -1, v.data(), v.size());
+    Letter* raw = letter.get();
+    auto err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(config.dlq_topic.c_str()),
+                                 RD_KAFKA_V_VALUE(raw->payload.data(), raw->payload.size()),
+                                 RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(raw), RD_KAFKA_V_END);
+    if (err) {
+      rd_kafka_headers_destroy(headers);
+      std::lock_guard lock(mutex);
+      last_error = rd_kafka_err2str(err);
+      failed.push_back(std::move(letter));
+      return;
+    }
+    ++in_flight;
+    letter.release();  // owned by librdkafka's opaque until the delivery report
+  }
+
+  static void delivery_cb(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+    auto* self = static_cast<Impl*>(opaque);
+    std::unique_ptr<Letter> letter(static_cast<Letter*>(m->_private));
+    --self->in_flight;
+    if (m->err) {
+      std::lock_guard lock(self->mutex);
+      self->last_error = rd_kafka_err2str(m->err);
+      self->failed.push_back(std::move(letter));
+    }
+  }
+};
+
+DlqProducer::DlqProducer(const KafkaConfig& config) : impl_(std::make_unique<Impl>()) {
+  impl_->config = config;
+  rd_kafka_conf_t* conf = make_kafka_conf(config.producer_settings());
+  rd_kafka_conf_set_opaque(conf, impl_.get());
+  rd_kafka_conf_set_dr_msg_cb(conf, &Impl::delivery_cb);
+  impl_->rk = new_kafka_handle(RD_KAFKA_PRODUCER, conf);
+}
+
+DlqProducer::~DlqProducer() {
+  if (!impl_->rk) return;
+  rd_kafka_flush(impl_->rk, 5000);
+  if (impl_->in_flight > 0) {
+    spdlog::warn("{} dead letters were not acknowledged at shutdown; their offsets were not committed",
+                 impl_->in_flight.load());
+    rd_kafka_purge(impl_->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(impl_->rk, 0);  // runs the purged messages' delivery reports, freeing them
+  }
+  rd_kafka_destroy(impl_->rk);
+}
+
+void DlqProducer::send(const DeadLetter& letter) {
+  auto l = std::make_unique<Letter>();
+  l->payload = encode_dead_letter(letter, now_us());
+  l->headers = {{"dlq.source.topic", letter.source.topic},
+                {"dlq.source.partition", std::to_string(letter.source.partition)},
+                {"dlq.source.offset", std::to_string(letter.source.offset)},
+                {"dlq.stage", letter.stage},
+                {"dlq.error", reasons_to_text(letter.reasons).substr(0, 1000)}};
+  impl_->produce(std::move(l));
+  rd_kafka_poll(impl_->rk, 0);
+}
+
+void DlqProducer::flush(std::chrono::milliseconds timeout) {
+  std::deque<std::unique_ptr<Letter>> retry;
+  {
+    std::lock_guard lock(impl_->mutex);
+    retry.swap(impl_->failed);
+  }
+  for (auto& l : retry) impl_->produce(std::move(l));
+  rd_kafka_flush(impl_->rk, static_cast<int>(timeout.count()));
+  std::lock_guard lock(impl_->mutex);
+  if (!impl_->failed.empty() || impl_->in_flight > 0) {
+    throw KafkaError("dead-letter topic " + impl_->config.dlq_topic + ": " +
+                         std::to_string(impl_->failed.size() + impl_->in_flight) + " letter(s) not acknowledged" +
+                         (impl_->last_error.empty() ? std::string() : " (" + impl_->last_error + ")"),
+                     true, impl_->config.dlq_topic);
+  }
+}
+
+std::size_t DlqProducer::pending() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->failed.size() + impl_->in_flight;
+}
+
+}  // namespace strategy_consumer

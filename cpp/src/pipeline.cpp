@@ -1,0 +1,295 @@
+#include "strategy_consumer/pipeline.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <random>
+#include <thread>
+
+#include "strategy_consumer/batch.hpp"
+#include "strategy_consumer/codec.hpp"
+#include "strategy_consumer/dlq.hpp"
+#include "strategy_consumer/errors.hpp"
+#include "strategy_consumer/kafka_source.hpp"
+#include "strategy_consumer/postgres_sink.hpp"
+#include "strategy_consumer/retry.hpp"
+
+namespace strategy_consumer {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Thrown when stop() interrupts a retry: the open batch is abandoned (nothing of it was committed).
+struct Abandoned {};
+
+std::chrono::milliseconds seconds_to_ms(double s) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
+}
+
+std::string describe_offsets(const std::map<TopicPartition, std::int64_t>& next) {
+  std::string out;
+  for (const auto& [tp, offset] : next) {
+    if (!out.empty()) out += ' ';
+    out += tp.first + "[" + std::to_string(tp.second) + "]->" + std::to_string(offset);
+  }
+  return out;
+}
+
+}  // namespace
+
+struct Pipeline::Impl : RebalanceListener {
+  Config config;
+  PipelineCounters counters;
+  std::atomic<bool> stop_requested{false};
+  std::atomic<bool> healthy{true};
+  RetryPolicy retry_policy;
+  std::mt19937_64 rng{std::random_device{}()};
+  DecodeOptions decode_options;
+  BatchPolicy batch_policy;
+  PostgresSink sink;
+  Batch batch;
+  std::uint64_t batch_id = 0;
+  std::size_t batch_dead_letters = 0;
+  std::set<std::pair<TopicPartition, std::int64_t>> batch_letters_sent;
+  // The stored next offset of each assigned partition, as this consumer last read or wrote it (the fence).
+  std::map<TopicPartition, std::optional<std::int64_t>> expected;
+  std::unique_ptr<DlqProducer> dlq;
+  std::unique_ptr<KafkaSource> source;  // last: destroyed first, while the rest is still there
+
+  explicit Impl(Config c) : config(std::move(c)), sink(config.postgres, config.kafka.group_id) {
+    retry_policy.max_attempts = config.processing.max_retries + 1;
+    decode_options.max_message_bytes = config.processing.max_message_bytes;
+    batch_policy.max_messages = static_cast<std::size_t>(config.processing.batch_size);
+    batch_policy.max_age = seconds_to_ms(config.processing.batch_timeout_seconds);
+  }
+
+  // Runs `op` until it succeeds, backing off between attempts. Errors that a retry cannot mend are thrown at
+  // once. After --max_retries failed retries a drain-mode run gives up (throws); a service keeps trying at the
+  // capped interval, reported as unhealthy meanwhile.
+  template <class F>
+  auto retrying(const char* what, F&& op) -> decltype(op()) {
+    for (int failures = 0;;) {
+      try {
+        if constexpr (std::is_void_v<decltype(op())>) {
+          op();
+          if (failures) recovered(what);
+          return;
+        } else {
+          auto result = op();
+          if (failures) recovered(what);
+          return result;
+        }
+      } catch (const Error& e) {
+        if (!e.retryable()) throw;
+        ++failures;
+        ++counters.retries;
+        healthy = false;
+        if (failures > config.processing.max_retries && config.processing.drain_mode()) {
+          spdlog::error("{} failed {} times, giving up: {}", what, failures, e.what());
+          throw;
+        }
+        const auto delay = retry_policy.delay(failures, rng);
+        spdlog::warn("{} failed (attempt {}): {}; retrying in {} ms", what, failures, e.what(), delay.count());
+        sleep_unless_stopped(delay);
+      }
+    }
+  }
+
+  void recovered(const char* what) {
+    healthy = true;
+    spdlog::info("{} succeeded again", what);
+  }
+
+  void sleep_unless_stopped(std::chrono::milliseconds delay) {
+    const auto until = Clock::now() + delay;
+    while (Clock::now() < until) {
+      if (stop_requested) throw Abandoned{};
+      std::this_thread::sleep_for(std::min<Clock::duration>(until - Clock::now(), std::chrono::milliseconds(50)));
+    }
+  }
+
+  std::map<std::int32_t, std::int64_t> on_assigned(const std::string& topic,
+                                                   const std::vector<std::int32_t>& partitions) override {
+    auto stored = retrying("load stored offsets", [&] { return sink.load_offsets(topic, partitions); });
+    for (auto p : partitions) {
+      auto it = stored.find(p);
+      expected[{topic, p}] = it == stored.end() ? std::nullopt : std::optional<std::int64_t>(it->second);
+    }
+    return stored;
+  }
+
+  void on_revoked(const std::set<TopicPartition>& partitions) override {
+    // Uncommitted work of these partitions is abandoned: their new owner resumes from the stored offsets.
+    const auto before = batch.message_count();
+    batch.drop_partitions(partitions);
+    if (before != batch.message_count()) {
+      spdlog::info("abandoned {} uncommitted message(s) of revoked partitions", before - batch.message_count());
+    }
+    for (const auto& tp : partitions) expected.erase(tp);
+  }
+
+  void dead_letter(const std::string& payload, const std::string& stage, Reasons reasons,
+                   const SourcePosition& source_position) {
+    const auto key = std::make_pair(TopicPartition{source_position.topic, source_position.partition},
+                                    source_position.offset);
+    if (!batch_letters_sent.insert(key).second) return;  // already sent in this batch (a retried write)
+    spdlog::warn("dead-lettering {}[{}]@{} at stage {}: {}", source_position.topic, source_position.partition,
+                 source_position.offset, stage, reasons_to_text(reasons));
+    dlq->send(DeadLetter{payload, stage, std::move(reasons), source_position});
+    ++batch_dead_letters;
+  }
+
+  void process(KafkaMessage&& message) {
+    ++counters.messages;
+    Decoded decoded = decode_strategy(message.payload, decode_options);
+    if (decoded.ok()) {
+      batch.add(std::move(decoded.record), message.source, std::move(message.payload));
+    } else {
+      dead_letter(message.payload, "decode", std::move(decoded.reasons), message.source);
+      batch.skip(message.source);
+    }
+  }
+
+  void reset_batch() {
+    batch.clear();
+    batch_dead_letters = 0;
+    batch_letters_sent.clear();
+  }
+
+  // After a fence: the stored offsets are the truth. Read them again and continue from there; if the
+  // partitions belong to another consumer now, the coming rebalance takes them away.
+  void resume_from_stored(const std::map<TopicPartition, std::int64_t>& partitions) {
+    std::map<std::string, std::vector<std::int32_t>> by_topic;
+    for (const auto& [tp, _] : partitions) by_topic[tp.first].push_back(tp.second);
+    std::vector<PartitionOffset> positions;
+    for (const auto& [topic, list] : by_topic) {
+      auto stored = retrying("load stored offsets", [&] { return sink.load_offsets(topic, list); });
+      for (auto p : list) {
+        auto it = stored.find(p);
+        const bool known = it != stored.end();
+        if (expected.count({topic, p})) expected[{topic, p}] = known ? std::optional(it->second) : std::nullopt;
+        positions.push_back({topic, p, known ? it->second : -1, std::nullopt});
+      }
+    }
+    source->seek(positions);
+  }
+
+  void flush() {
+    if (batch.empty()) return;
+    const auto started = Clock::now();
+    ++batch_id;
+    // Letters first: an offset is never committed before the dead letter of its message is acknowledged.
+    retrying("deliver dead letters", [&] { dlq->flush(std::chrono::seconds(10)); });
+
+    const auto& entries = batch.entries();
+    const auto chosen = collapse_by_hash(entries);
+    std::vector<const StrategyRecord*> records;
+    records.reserve(chosen.size());
+    for (auto i : chosen) records.push_back(&entries[i].record);
+    std::vector<PartitionOffset> offsets;
+    for (const auto& [tp, next] : batch.next_offsets()) {
+      auto it = expected.find(tp);
+      offsets.push_back({tp.first, tp.second, next, it == expected.end() ? std::nullopt : it->second});
+    }
+    auto on_rejected = [&](const std::vector<RowRejection>& rejected) {
+      for (const auto& r : rejected) {
+        const BatchEntry& e = entries[chosen[r.index]];
+        dead_letter(e.payload, "database",
+                    {{"database." + r.sqlstate, "", truncate_for_reason(e.record.strategy_hash), r.message}},
+                    e.source);
+      }
+      dlq->flush(std::chrono::seconds(10));
+    };
+
+    WriteResult result;
+    try {
+      result = retrying("write batch", [&] { return sink.write_batch(records, offsets, on_rejected); });
+    } catch (const FencedError& e) {
+      ++counters.fenced_batches;
+      spdlog::warn("batch {} abandoned: {}", batch_id, e.what());
+      const auto partitions = batch.next_offsets();
+      reset_batch();
+      resume_from_stored(partitions);
+      return;
+    }
+    for (const auto& o : offsets) {
+      if (auto it = expected.find({o.topic, o.partition}); it != expected.end()) it->second = o.next_offset;
+    }
+    const std::size_t duplicates = entries.size() - chosen.size();
+    counters.stored_new += result.inserted;
+    counters.stored_updated += result.updated;
+    counters.duplicate_in_batch += duplicates;
+    counters.dead_lettered += batch_dead_letters;
+    ++counters.batches;
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
+    spdlog::info("batch {}: {} message(s): {} new, {} updated, {} duplicate(s) in batch, {} dead-lettered; "
+                 "offsets {}; {} ms",
+                 batch_id, batch.message_count(), result.inserted, result.updated, duplicates, batch_dead_letters,
+                 describe_offsets(batch.next_offsets()), ms);
+    source->commit(offsets);
+    reset_batch();
+  }
+
+  ExitReason consume() {
+    const auto start = Clock::now();
+    const auto max_time = seconds_to_ms(config.processing.max_processing_time_seconds);
+    const auto idle_limit = seconds_to_ms(config.processing.idle_timeout_seconds);
+    const auto poll_timeout = std::chrono::milliseconds(config.kafka.poll_timeout_ms);
+    std::optional<Clock::time_point> idle_since;
+    while (!stop_requested) {
+      auto message = source->poll(poll_timeout);
+      if (message) process(std::move(*message));
+      const bool caught_up = source->caught_up();
+      const auto now = Clock::now();
+      if (batch_policy.should_flush(batch.message_count(), now - batch.started(), caught_up)) flush();
+      if (max_time.count() > 0 && now - start >= max_time) {
+        flush();
+        spdlog::info("maximum processing time reached");
+        return ExitReason::time_limit;
+      }
+      // The idle clock runs only while this consumer holds partitions and has read them all: joining a group
+      // after a crash can take a while, and a drain job must not give up before it has started.
+      if (idle_limit.count() > 0 && caught_up && batch.empty()) {
+        if (!idle_since) idle_since = now;
+        if (now - *idle_since >= idle_limit) {
+          spdlog::info("caught up and idle for {} s", config.processing.idle_timeout_seconds);
+          return ExitReason::idle;
+        }
+      } else {
+        idle_since.reset();
+      }
+    }
+    flush();
+    return ExitReason::stopped;
+  }
+};
+
+Pipeline::Pipeline(Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+Pipeline::~Pipeline() = default;
+
+ExitReason Pipeline::run() {
+  auto& s = *impl_;
+  try {
+    s.retrying("connect to PostgreSQL", [&] { s.sink.ensure_connected(); });
+    s.retrying("prepare the schema", [&] { s.sink.prepare_schema(s.config.migrate); });
+    s.dlq = std::make_unique<DlqProducer>(s.config.kafka);
+    s.source = std::make_unique<KafkaSource>(s.config.kafka, s);
+    const ExitReason reason = s.consume();
+    s.source->close();
+    return reason;
+  } catch (const Abandoned&) {
+    const auto dropped = s.batch.message_count();
+    s.reset_batch();
+    if (s.source) s.source->close();
+    spdlog::warn("stopped while retrying; the open batch ({} message(s)) was abandoned, nothing of it committed",
+                 dropped);
+    return ExitReason::stopped;
+  }
+}
+
+void Pipeline::stop() noexcept { impl_->stop_requested = true; }
+
+const PipelineCounters& Pipeline::counters() const { return impl_->counters; }
+
+bool Pipeline::healthy() const { return impl_->healthy; }
+
+}  // namespace strategy_consumer

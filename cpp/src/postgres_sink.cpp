@@ -1,0 +1,272 @@
+#include "strategy_consumer/postgres_sink.hpp"
+
+#include <pqxx/pqxx>
+#include <pqxx/tablewriter>
+#include <spdlog/spdlog.h>
+
+#include "strategy_consumer/copy_encoder.hpp"
+#include "strategy_consumer/errors.hpp"
+#include "strategy_consumer/migrations.hpp"
+
+namespace strategy_consumer {
+namespace {
+
+std::string quote_conninfo(const std::string& v) {
+  std::string out = "'";
+  for (char c : v) {
+    if (c == '\'' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "'";
+}
+
+constexpr std::size_t kCopyChunkBytes = 256 * 1024;
+
+bool is_row_error(const std::string& sqlstate) {
+  const std::string cls = sqlstate.substr(0, 2);
+  return cls == "22" || cls == "23" || cls == "54";
+}
+
+const char* const kCreateStaging =
+    "CREATE TEMP TABLE IF NOT EXISTS strategy_staging ("
+    " symbol VARCHAR, strategy_type VARCHAR, parameters JSONB, current_score DOUBLE PRECISION,"
+    " strategy_hash VARCHAR, discovery_symbol VARCHAR, discovery_start_time TIMESTAMP,"
+    " discovery_end_time TIMESTAMP, performance_metrics JSONB) ON COMMIT DELETE ROWS";
+
+// Moves the staged rows (and empties the staging table, so a later range of the same transaction starts
+// clean). A strategy seen again keeps first_discovered_at and created_at; optional fields it does not carry
+// keep their stored values.
+const char* const kUpsert =
+    "WITH moved AS (DELETE FROM strategy_staging RETURNING *),"
+    " up AS ("
+    "  INSERT INTO strategies (symbol, strategy_type, parameters, current_score, strategy_hash,"
+    "   discovery_symbol, discovery_start_time, discovery_end_time, performance_metrics)"
+    "  SELECT symbol, strategy_type, parameters, current_score, strategy_hash,"
+    "   discovery_symbol, discovery_start_time, discovery_end_time, performance_metrics FROM moved"
+    "  ON CONFLICT (strategy_hash) DO UPDATE SET"
+    "   current_score = EXCLUDED.current_score,"
+    "   performance_metrics = COALESCE(EXCLUDED.performance_metrics, strategies.performance_metrics),"
+    "   discovery_symbol = COALESCE(EXCLUDED.discovery_symbol, strategies.discovery_symbol),"
+    "   discovery_start_time = COALESCE(EXCLUDED.discovery_start_time, strategies.discovery_start_time),"
+    "   discovery_end_time = COALESCE(EXCLUDED.discovery_end_time, strategies.discovery_end_time),"
+    "   last_evaluated_at = NOW(),"
+    "   updated_at = NOW()"
+    "  RETURNING (xmax = 0) AS inserted)"
+    " SELECT count(*) FILTER (WHERE inserted), count(*) FROM up";
+
+// Advances each partition's offset only where the stored value is the expected one (NULL expected: no row
+// may exist yet). A partition that does not come back in RETURNING was fenced.
+const char* const kAdvanceOffsets =
+    "WITH v AS (SELECT * FROM unnest($3::int[], $4::bigint[], $5::bigint[]) AS v(kafka_partition, next_offset, "
+    "expected))"
+    " INSERT INTO strategy_consumer_offsets AS o (group_id, topic, kafka_partition, next_offset)"
+    " SELECT $1, $2, kafka_partition, next_offset FROM v"
+    " ON CONFLICT (group_id, topic, kafka_partition) DO UPDATE"
+    "  SET next_offset = EXCLUDED.next_offset, updated_at = NOW()"
+    "  WHERE o.next_offset IS NOT DISTINCT FROM"
+    "   (SELECT expected FROM v WHERE v.kafka_partition = EXCLUDED.kafka_partition)"
+    " RETURNING o.kafka_partition";
+
+template <class T>
+std::string array_literal(const std::vector<T>& values, auto&& show) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i) out += ',';
+    out += show(values[i]);
+  }
+  return out + "}";
+}
+
+}  // namespace
+
+std::string PostgresConfig::connection_string() const {
+  std::string s = "host=" + quote_conninfo(host) + " port=" + std::to_string(port) + " dbname=" +
+                  quote_conninfo(database) + " user=" + quote_conninfo(user) +
+                  " connect_timeout=" + std::to_string(connect_timeout_seconds) +
+                  " application_name=" + quote_conninfo(application_name) + " options='-c TimeZone=UTC'";
+  if (!password.empty()) s += " password=" + quote_conninfo(password);
+  return s;
+}
+
+std::string PostgresConfig::describe() const {
+  return user + "@" + host + ":" + std::to_string(port) + "/" + database;
+}
+
+struct PostgresSink::Impl {
+  std::unique_ptr<pqxx::connection> conn;
+
+  // Turns what libpqxx threw into our DatabaseError; a broken connection is dropped so the next call reconnects.
+  [[noreturn]] void rethrow(const std::string& operation) {
+    try {
+      throw;
+    } catch (const Error&) {
+      throw;
+    } catch (const pqxx::sql_error& e) {
+      const bool retryable = is_retryable_sqlstate(e.sqlstate());
+      if (retryable || !conn || !conn->is_open()) conn.reset();
+      throw DatabaseError(operation + ": " + e.what(), e.sqlstate(), retryable);
+    } catch (const pqxx::in_doubt_error& e) {
+      conn.reset();  // the COMMIT may or may not have happened: the offsets fence settles it on the next write
+      throw DatabaseError(operation + ": outcome of COMMIT unknown: " + e.what(), "", true);
+    } catch (const pqxx::broken_connection& e) {
+      conn.reset();
+      throw DatabaseError(operation + ": connection lost: " + e.what(), "08006", true);
+    } catch (const pqxx::failure& e) {
+      conn.reset();
+      throw DatabaseError(operation + ": " + e.what(), "", true);
+    }
+  }
+
+  void copy_and_upsert(pqxx::transaction_base& txn, const std::vector<const StrategyRecord*>& records,
+                       const std::vector<std::size_t>& indices, WriteResult& result) {
+    {
+      // tablewriter, not stream_to: in libpqxx 6.4 only tablewriter takes lines we encoded ourselves
+      // (copy_encoder.hpp), and it takes many at once: the batch goes out in few large CopyData messages.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+      static const std::vector<std::string> kColumns{"symbol", "strategy_type", "parameters", "current_score",
+                                                     "strategy_hash", "discovery_symbol", "discovery_start_time",
+                                                     "discovery_end_time", "performance_metrics"};
+      pqxx::tablewriter writer(txn, "strategy_staging", kColumns.begin(), kColumns.end());
+#pragma GCC diagnostic pop
+      std::string chunk;
+      for (std::size_t n = 0; n < indices.size(); ++n) {
+        if (!chunk.empty()) chunk += '\n';
+        encode_copy_row(chunk, *records[indices[n]]);
+        if (chunk.size() >= kCopyChunkBytes) {
+          writer.write_raw_line(chunk);  // the writer ends it with a newline
+          chunk.clear();
+        }
+      }
+      if (!chunk.empty()) writer.write_raw_line(chunk);
+      writer.complete();
+    }
+    auto counts = txn.exec(kUpsert);
+    result.inserted += counts[0][0].as<std::size_t>();
+    result.updated += counts[0][1].as<std::size_t>() - counts[0][0].as<std::size_t>();
+  }
+
+  // Writes the rows of `indices` in a savepoint; refused rows are found by bisection.
+  void write_range(pqxx::dbtransaction& txn, const std::vector<const StrategyRecord*>& records,
+                   const std::vector<std::size_t>& indices, WriteResult& result) {
+    if (indices.empty()) return;
+    ++result.row_statements;
+    try {
+      pqxx::subtransaction sub(txn, "rows");
+      copy_and_upsert(sub, records, indices, result);
+      sub.commit();
+      return;
+    } catch (const pqxx::sql_error& e) {
+      if (!is_row_error(e.sqlstate())) throw;
+      if (indices.size() == 1) {
+        std::string message = e.what();
+        while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+        result.rejected.push_back({indices[0], e.sqlstate(), message});
+        return;
+      }
+    }
+    const auto mid = indices.begin() + static_cast<std::ptrdiff_t>(indices.size() / 2);
+    write_range(txn, records, {indices.begin(), mid}, result);
+    write_range(txn, records, {mid, indices.end()}, result);
+  }
+};
+
+PostgresSink::PostgresSink(PostgresConfig config, std::string group_id)
+    : config_(std::move(config)), group_id_(std::move(group_id)), impl_(std::make_unique<Impl>()) {}
+
+PostgresSink::~PostgresSink() = default;
+
+void PostgresSink::ensure_connected() {
+  if (impl_->conn && impl_->conn->is_open()) return;
+  try {
+    impl_->conn = std::make_unique<pqxx::connection>(config_.connection_string());
+    pqxx::nontransaction setup(*impl_->conn);
+    setup.exec(kCreateStaging);
+    spdlog::info("connected to PostgreSQL {}", config_.describe());
+  } catch (const pqxx::broken_connection& e) {
+    impl_->conn.reset();
+    // libpq's text names host and port, never the password.
+    throw DatabaseError("cannot connect to PostgreSQL " + config_.describe() + ": " + e.what(), "08001", true);
+  } catch (...) {
+    impl_->rethrow("connect");
+  }
+}
+
+void PostgresSink::disconnect() { impl_->conn.reset(); }
+
+bool PostgresSink::ping() {
+  try {
+    ensure_connected();
+    pqxx::nontransaction txn(*impl_->conn);
+    txn.exec("SELECT 1");
+    return true;
+  } catch (...) {
+    impl_->conn.reset();
+    return false;
+  }
+}
+
+void PostgresSink::prepare_schema(bool apply) {
+  ensure_connected();
+  try {
+    if (apply) apply_migrations(*impl_->conn);
+    else verify_migrations(*impl_->conn);
+  } catch (...) {
+    impl_->rethrow("schema migration");
+  }
+}
+
+std::map<std::int32_t, std::int64_t> PostgresSink::load_offsets(const std::string& topic,
+                                                                const std::vector<std::int32_t>& partitions) {
+  ensure_connected();
+  std::map<std::int32_t, std::int64_t> out;
+  try {
+    pqxx::read_transaction txn(*impl_->conn, "load_offsets");
+    auto rows = txn.exec_params(
+        "SELECT kafka_partition, next_offset FROM strategy_consumer_offsets"
+        " WHERE group_id = $1 AND topic = $2 AND kafka_partition = ANY($3::int[])",
+        group_id_, topic, array_literal(partitions, [](std::int32_t p) { return std::to_string(p); }));
+    for (const auto& row : rows) out[row[0].as<std::int32_t>()] = row[1].as<std::int64_t>();
+  } catch (...) {
+    impl_->rethrow("load offsets");
+  }
+  return out;
+}
+
+WriteResult PostgresSink::write_batch(const std::vector<const StrategyRecord*>& records,
+                                      const std::vector<PartitionOffset>& offsets,
+                                      const BeforeCommit& before_commit) {
+  ensure_connected();
+  WriteResult result;
+  try {
+    pqxx::work txn(*impl_->conn, "write_batch");
+    // Offsets first: this takes the partitions' row locks, so two writers of one partition serialise here.
+    std::map<std::string, std::vector<const PartitionOffset*>> by_topic;
+    for (const auto& o : offsets) by_topic[o.topic].push_back(&o);
+    for (const auto& [topic, list] : by_topic) {
+      auto show = [](auto f) { return [f](const PartitionOffset* o) { return f(*o); }; };
+      auto rows = txn.exec_params(
+          kAdvanceOffsets, group_id_, topic,
+          array_literal(list, show([](const PartitionOffset& o) { return std::to_string(o.partition); })),
+          array_literal(list, show([](const PartitionOffset& o) { return std::to_string(o.next_offset); })),
+          array_literal(list, show([](const PartitionOffset& o) {
+            return o.expected ? std::to_string(*o.expected) : std::string("NULL");
+          })));
+      if (rows.size() != list.size()) {
+        throw FencedError("offsets of topic " + topic + " moved: another consumer of group " + group_id_ +
+                          " has written them; " + std::to_string(list.size() - rows.size()) +
+                          " partition(s) fenced");
+      }
+    }
+    std::vector<std::size_t> all(records.size());
+    for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+    impl_->write_range(txn, records, all, result);
+    if (!result.rejected.empty() && before_commit) before_commit(result.rejected);
+    txn.commit();
+  } catch (...) {
+    impl_->rethrow("write batch");
+  }
+  return result;
+}
+
+}  // namespace strategy_consumer
