@@ -4,6 +4,7 @@
 
 #include "strategy_consumer/canonical_hash.hpp"
 #include "strategy_consumer/copy_encoder.hpp"
+#include "strategy_consumer/text.hpp"
 #include "strategy_consumer/timestamp.hpp"
 
 namespace strategy_consumer {
@@ -49,7 +50,9 @@ class StrictDomBuilder {
       std::string what = ex.what();
       // nlohmann's text starts with "[json.exception.parse_error.101] parse error at line 1, column 2: ".
       if (auto colon = what.find("]"); colon != std::string::npos) what = what.substr(colon + 2);
-      failure = Reason{"format.json", "", "", "not valid JSON (byte " + std::to_string(position) + "): " + what};
+      // Its "last read" part quotes the input, which may not be UTF-8.
+      failure = Reason{"format.json", "", "",
+                       "not valid JSON (byte " + std::to_string(position) + "): " + printable_utf8(what)};
     }
     return false;
   }

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <regex>
 
+#include "kafka_support.hpp"
 #include "strategy_consumer/errors.hpp"
 
 extern char** environ;
@@ -47,6 +48,12 @@ void KafkaConfig::validate() const {
     require(path->empty() || std::filesystem::exists(*path), std::string(flag) + ": no such file: " + *path);
   }
   require(poll_timeout_ms >= 1 && poll_timeout_ms <= 60000, "--poll_timeout_ms: must be between 1 and 60000");
+  try {
+    check_kafka_settings(consumer_settings());
+    check_kafka_settings(producer_settings());
+  } catch (const ConfigError& e) {
+    throw ConfigError(std::string("--kafka_property: ") + e.what());
+  }
 }
 
 std::map<std::string, std::string> KafkaConfig::consumer_settings() const {

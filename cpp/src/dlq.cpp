@@ -9,6 +9,7 @@
 
 #include "kafka_support.hpp"
 #include "strategy_consumer/errors.hpp"
+#include "strategy_consumer/text.hpp"
 #include "strategy_consumer/timestamp.hpp"
 
 namespace strategy_consumer {
@@ -17,35 +18,6 @@ namespace {
 // Real brokers refuse records over message.max.bytes (1 MB by default): a letter stays below that, cutting
 // the original message (and saying so) when it must.
 constexpr std::size_t kMaxLetterBytes = 900 * 1024;
-
-bool valid_utf8(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t len;
-    std::uint32_t cp;
-    if ((c & 0xE0) == 0xC0) len = 2, cp = c & 0x1F;
-    else if ((c & 0xF0) == 0xE0) len = 3, cp = c & 0x0F;
-    else if ((c & 0xF8) == 0xF0) len = 4, cp = c & 0x07;
-    else return false;
-    if (i + len > s.size()) return false;
-    for (std::size_t k = 1; k < len; ++k) {
-      const auto d = static_cast<unsigned char>(s[i + k]);
-      if ((d & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (d & 0x3F);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return false;
-    }
-    i += len;
-  }
-  return true;
-}
 
 std::string base64(std::string_view in) {
   static constexpr char kTable[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -76,7 +48,7 @@ struct Letter {
 
 std::string encode_dead_letter(const DeadLetter& letter, std::int64_t now) {
   nlohmann::json j;
-  const bool utf8 = valid_utf8(letter.original_message);
+  const bool utf8 = is_valid_utf8(letter.original_message);
   j["original_message"] = utf8 ? letter.original_message : base64(letter.original_message);
   if (!utf8) j["original_message_encoding"] = "base64";
   j["error"] = reasons_to_text(letter.reasons);

@@ -1,8 +1,12 @@
 #include "strategy_consumer/verdict.hpp"
 
+#include "strategy_consumer/text.hpp"
+
 namespace strategy_consumer {
 
-std::string truncate_for_reason(std::string_view text) {
+std::string truncate_for_reason(std::string_view raw) {
+  const std::string printable = printable_utf8(raw);
+  std::string_view text = printable;
   if (text.size() <= kMaxReasonValueBytes) return std::string(text);
   std::size_t cut = kMaxReasonValueBytes;
   // Back up to the start of a UTF-8 character so the value stays valid UTF-8.

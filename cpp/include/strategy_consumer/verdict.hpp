@@ -18,7 +18,8 @@ using Reasons = std::vector<Reason>;
 
 inline constexpr std::size_t kMaxReasonValueBytes = 200;
 
-// Cuts `text` to at most kMaxReasonValueBytes bytes on a UTF-8 character boundary, marking the cut with "...".
+// The value as printable UTF-8 (text.hpp), cut to at most kMaxReasonValueBytes bytes on a character boundary,
+// the cut marked with "...".
 std::string truncate_for_reason(std::string_view text);
 
 nlohmann::json reasons_to_json(const Reasons& reasons);

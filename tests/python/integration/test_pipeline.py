@@ -1,0 +1,196 @@
+"""The core pipeline through the real binary: dev broker -> strategy-consumer -> PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import time
+from datetime import datetime
+
+import pytest
+
+from strategy_consumer import samples
+
+
+def canonical_hash(symbol, strategy_type, parameters):
+    """Independent re-statement of the documented canonical form (README: strategy_hash)."""
+    def norm(v):
+        if isinstance(v, dict):
+            return {k: norm(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [norm(x) for x in v]
+        if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
+            return int(v)
+        return v
+    doc = {"parameters": norm(parameters), "strategy_type": strategy_type, "symbol": symbol}
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def unique_strategies(n, seed):
+    """n sample strategies with n distinct hashes (the sampler can draw the same one twice)."""
+    seen, out = set(), []
+    for m in samples.sample_stream(2 * n, seed=seed, rediscover_ratio=0):
+        h = canonical_hash(m["symbol"], m["strategy_type"], m["parameters"])
+        if h not in seen:
+            seen.add(h)
+            out.append(m)
+        if len(out) == n:
+            return out
+    raise AssertionError("sampler too repetitive")
+
+
+def test_messages_over_partitions_land_with_exact_values(env):
+    msgs = []
+    for i in range(40):
+        msgs.append({
+            "symbol": f"SYM{i % 5}/USD", "strategy_type": "MACD_CROSSOVER",
+            "parameters": {"shortEmaPeriod": 5 + i, "longEmaPeriod": 30 + i, "signalPeriod": 9},
+            "score": 0.5 + i / 100,
+            "performance_metrics": {"total_return": 0.15, "sharpe_ratio": 1.2, "max_drawdown": -0.05,
+                                    "win_rate": 0.65, "profit_factor": 1.8, "total_trades": 150 + i,
+                                    "avg_trade_duration": 2.5},
+            "discovery_symbol": f"SYM{i % 5}/USD",
+            "discovery_start_time": "2024-01-15T10:30:00+02:00",
+            "discovery_end_time": "2024-02-15T10:30:00.250Z",
+        })
+    for p in range(env.partitions):
+        env.produce(msgs[p::env.partitions], partition=p)
+    env.drain()
+
+    rows = env.query("SELECT symbol, strategy_type, parameters, current_score, strategy_hash, discovery_symbol,"
+                     " discovery_start_time, discovery_end_time, performance_metrics, is_active,"
+                     " first_discovered_at = created_at, strategy_id FROM strategies")
+    assert len(rows) == 40
+    by_hash = {r[4]: r for r in rows}
+    for m in msgs:
+        h = canonical_hash(m["symbol"], m["strategy_type"], m["parameters"])
+        r = by_hash[h]
+        assert r[0] == m["symbol"] and r[1] == m["strategy_type"]
+        assert r[2] == m["parameters"]
+        assert r[3] == m["score"]
+        assert r[5] == m["discovery_symbol"]
+        assert r[6] == datetime(2024, 1, 15, 8, 30, 0)              # +02:00 stored as UTC
+        assert r[7] == datetime(2024, 2, 15, 10, 30, 0, 250000)
+        assert r[8] == m["performance_metrics"]
+        assert r[9] is True and r[10] is True and r[11] is not None
+    assert env.stored_offsets() == env.end_offsets() == {p: 10 for p in range(4)}
+
+
+def test_rediscovery_updates_score_but_keeps_first_discovery(env):
+    base = {"symbol": "ETH/USD", "strategy_type": "SMA_RSI", "parameters": {"movingAveragePeriod": 20},
+            "current_score": 0.4, "performance_metrics": {"sharpe_ratio": 0.9, "win_rate": 0.5}}
+    env.produce([base], partition=0)
+    env.drain()
+    (first, created, evaluated, updated, score) = env.query(
+        "SELECT first_discovered_at, created_at, last_evaluated_at, updated_at, current_score FROM strategies")[0]
+    assert score == 0.4
+    time.sleep(0.05)
+    again = dict(base, current_score=0.9, performance_metrics={"sharpe_ratio": 2.0, "win_rate": 0.6},
+                 discovery_end_time="2024-03-01T00:00:00Z")
+    env.produce([again], partition=1)
+    env.drain()
+    rows = env.query("SELECT first_discovered_at, created_at, last_evaluated_at, updated_at, current_score,"
+                     " performance_metrics, discovery_end_time FROM strategies")
+    assert len(rows) == 1
+    f2, c2, e2, u2, s2, metrics, end = rows[0]
+    assert (f2, c2) == (first, created)
+    assert e2 > evaluated and u2 > updated
+    assert s2 == 0.9 and metrics == {"sharpe_ratio": 2.0, "win_rate": 0.6}
+    assert end == datetime(2024, 3, 1)
+
+
+def test_duplicates_in_one_batch_collapse_to_the_last(env):
+    base = {"symbol": "BTC/USD", "strategy_type": "SMA_RSI", "parameters": {"movingAveragePeriod": 20}}
+    env.produce([dict(base, score=s) for s in (0.1, 0.2, 0.3)], partition=0)
+    result = env.drain()
+    assert env.query("SELECT current_score FROM strategies") == [(0.3,)]
+    assert "2 duplicate(s) in batch" in result.stderr
+
+
+def test_restart_applies_nothing_twice_and_offsets_equal_end(env):
+    env.drain()  # creates the schema
+    with env.conn.cursor() as cur:
+        cur.execute("CREATE TABLE applied (strategy_hash text)")
+        cur.execute("CREATE FUNCTION count_apply() RETURNS trigger AS $$ BEGIN"
+                    " INSERT INTO applied VALUES (NEW.strategy_hash); RETURN NEW; END $$ LANGUAGE plpgsql")
+        cur.execute("CREATE TRIGGER count_apply AFTER INSERT OR UPDATE ON strategies"
+                    " FOR EACH ROW EXECUTE FUNCTION count_apply()")
+    msgs = unique_strategies(3000, seed=11)
+    env.produce(msgs[:1500])
+    proc = env.start("--batch_size=100")
+    deadline = time.time() + 60
+    while time.time() < deadline and env.query("SELECT count(*) FROM applied")[0][0] < 300:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    mid = env.query("SELECT count(*) FROM applied")[0][0]
+    assert 0 < mid <= 1500
+    env.produce(msgs[1500:])
+    env.drain("--batch_size=100")
+    counts = env.query("SELECT count(*), count(DISTINCT strategy_hash), max(c) FROM"
+                       " (SELECT strategy_hash, count(*) c FROM applied GROUP BY strategy_hash) s")
+    hashes = {canonical_hash(m["symbol"], m["strategy_type"], m["parameters"]) for m in msgs}
+    assert counts == [(3000, 3000, 1)] and len(hashes) == 3000
+    assert env.stored_offsets() == env.end_offsets()
+    assert sum(env.end_offsets().values()) == 3000
+
+
+def test_text_is_stored_byte_for_byte(env):
+    nasty = ["tab\there", "new\nline", "back\\slash", "quote'\"s", "\\N", "\\.", "car\rriage",
+             "unicode ü € 漢字 🚀", "  spaces  ", "semi;colon--", "$$dollar$$"]
+    msgs = [{"symbol": s, "strategy_type": "T", "parameters": {"note": s, s: 1}, "score": 1.0,
+             "discovery_symbol": s, "performance_metrics": {"label": s}} for s in nasty]
+    env.produce(msgs, partition=0)
+    env.drain()
+    rows = env.query("SELECT symbol, discovery_symbol, parameters, performance_metrics FROM strategies")
+    assert len(rows) == len(nasty)
+    got = {r[0]: r for r in rows}
+    for s in nasty:
+        assert got[s][1] == s
+        assert got[s][2] == {"note": s, s: 1}
+        assert got[s][3] == {"label": s}
+    raw = env.query("SELECT convert_to(symbol, 'UTF8') FROM strategies WHERE symbol LIKE 'unicode%%'")[0][0]
+    assert bytes(raw) == "unicode ü € 漢字 🚀".encode()
+
+
+def test_undecodable_message_is_dead_lettered_and_neighbours_land(env):
+    good = list(samples.sample_stream(10, seed=3, rediscover_ratio=0))
+    values = good[:5] + [b"\xff\xfe not json"] + good[5:]
+    env.produce(values, partition=2)
+    env.drain()
+    assert env.query("SELECT count(*) FROM strategies") == [(10,)]
+    letters = env.dead_letters(1)
+    assert len(letters) == 1
+    letter, headers = letters[0]
+    assert letter["source_topic"] == env.topic and letter["source_partition"] == 2
+    assert letter["source_offset"] == 5 and letter["stage"] == "decode"
+    assert letter["original_message_encoding"] == "base64"
+    assert "format.json" in letter["error"] and letter["reasons"][0]["rule"] == "format.json"
+    assert letter["timestamp"].endswith("Z")
+    assert headers == {"dlq.source.topic": env.topic, "dlq.source.partition": "2", "dlq.source.offset": "5",
+                       "dlq.stage": "decode", "dlq.error": letter["error"]}
+    assert env.stored_offsets()[2] == 11
+
+
+def test_quiet_topic_flushes_as_soon_as_caught_up(env):
+    proc = env.start("--batch_timeout_seconds=30")
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and env.query("SELECT to_regclass('strategy_consumer_offsets')") == [(None,)]:
+            time.sleep(0.1)
+        while time.time() < deadline and not env.query(
+                "SELECT 1 FROM strategy_consumer_offsets WHERE group_id = %s", env.group):
+            env.produce(list(samples.sample_stream(1, seed=int(time.time() * 1000) % 100000)), partition=0)
+            time.sleep(0.5)  # until the consumer has joined and committed something
+        sent = time.time()
+        env.produce([{"symbol": "QUIET", "strategy_type": "T", "parameters": {}, "score": 1}], partition=1)
+        while time.time() - sent < 10 and not env.query("SELECT 1 FROM strategies WHERE symbol = 'QUIET'"):
+            time.sleep(0.01)
+        elapsed = time.time() - sent
+        assert env.query("SELECT 1 FROM strategies WHERE symbol = 'QUIET'"), "row did not arrive"
+        assert elapsed < 5, f"took {elapsed:.2f} s with a 30 s batch timeout"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
