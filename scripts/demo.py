@@ -1,0 +1,127 @@
+"""scripts/demo: publish a realistic sample of discovered strategies, drain it with strategy-consumer, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+
+from strategy_consumer import samples
+from strategy_consumer.services import DevBroker, PostgresServer, find_binary, produce
+
+TOPIC = "discovered-strategies"
+DLQ = "strategy-consumer-dlq"
+
+
+def invalid_messages() -> list:
+    """A few messages the pipeline must refuse, each for another reason."""
+    return [
+        b"{\"symbol\": \"BTC/USD\", \"strategy_type\": \"MACD_CROSSOVER\", \"parameters\": {",  # truncated JSON
+        b"\xff\xfe\x00 binary garbage",                                                      # not UTF-8
+        json.dumps(["not", "an", "object"]),
+        json.dumps({"symbol": "ETH/USD", "strategy_type": "SMA_RSI", "parameters": {"movingAveragePeriod": 14}}),
+        json.dumps({"symbol": "SOL/USD", "strategy_type": "SMA_RSI", "parameters": {}, "score": "high"}),
+        '{"symbol": "ADA/USD", "strategy_type": "SMA_RSI", "parameters": {}, "score": NaN}',
+        json.dumps({"symbol": "DOT/USD", "strategy_type": "SMA_RSI", "parameters": {}, "score": 1.0,
+                    "discovery_start_time": "last tuesday"}),
+    ]
+
+
+def read_dead_letters(bootstrap: str, expected: int, timeout: float = 15) -> list[dict]:
+    from confluent_kafka import Consumer
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"demo-{uuid.uuid4().hex[:6]}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([DLQ])
+    letters, deadline = [], time.time() + timeout
+    while len(letters) < expected and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            letters.append(json.loads(m.value()))
+    c.close()
+    return letters
+
+
+def table(title: str, header: list[str], rows: list) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)] if rows else [len(h) for h in header]
+    print(f"\n{title}")
+    print("  " + "  ".join(str(h).ljust(w) for h, w in zip(header, widths)))
+    print("  " + "  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  " + "  ".join(str(x).ljust(w) if isinstance(x, str) else str(x).rjust(w) for x, w in zip(r, widths)))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--strategies", type=int, default=5000, help="valid messages to publish (default 5000)")
+    ap.add_argument("--seed", type=int, default=2026)
+    args = ap.parse_args()
+
+    print("Starting a throwaway PostgreSQL 15 and the dev Kafka broker (127.0.0.1 only) ...")
+    with PostgresServer() as pg, DevBroker(topics={TOPIC: 8, DLQ: 1}) as kafka:
+        db = pg.create_database("tradestream")
+        valid = list(samples.sample_stream(args.strategies, seed=args.seed, rediscover_ratio=0.12))
+        bad = invalid_messages()
+        stream = valid[:]
+        rng = random.Random(args.seed)
+        for b in bad:  # spread the bad ones through the stream
+            stream.insert(rng.randrange(len(stream)), b)
+        t0 = time.time()
+        produce(kafka.bootstrap, TOPIC, stream)
+        print(f"Published {len(stream)} messages to {TOPIC} at {kafka.bootstrap} "
+              f"({len(valid)} strategies incl. re-discoveries, {len(bad)} invalid) in {time.time() - t0:.1f} s")
+
+        cmd = [find_binary("strategy-consumer"), f"--kafka_bootstrap_servers={kafka.bootstrap}",
+               *pg.flags(db), "--idle_timeout_seconds=2", "--max_processing_time_seconds=300"]
+        print("Running: " + " ".join(cmd[:1] + [a for a in cmd[1:]]))
+        t0 = time.time()
+        result = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
+        elapsed = time.time() - t0
+        summary = [line for line in result.stderr.splitlines() if "exiting" in line]
+        print(f"strategy-consumer exited {result.returncode} after {elapsed:.1f} s (incl. joining the group and "
+              f"2 s idle): {summary[-1].split(' info ')[-1] if summary else ''}")
+        if result.returncode != 0:
+            print(result.stderr[-3000:], file=sys.stderr)
+            return result.returncode
+
+        conn = pg.connect(db)
+        cur = conn.cursor()
+        cur.execute("SELECT count(*), count(*) FILTER (WHERE updated_at > created_at) FROM strategies")
+        total, updated = cur.fetchone()
+        print(f"\n{total} strategies stored; {updated} of them re-discovered and updated")
+        cur.execute("SELECT symbol, count(*), round(avg(current_score)::numeric, 3), round(max(current_score)::numeric, 3)"
+                    " FROM strategies GROUP BY symbol ORDER BY count(*) DESC")
+        table("Per symbol", ["symbol", "strategies", "avg score", "best score"], cur.fetchall())
+        cur.execute("SELECT strategy_type, count(*) FROM strategies GROUP BY strategy_type"
+                    " ORDER BY count(*) DESC, strategy_type LIMIT 12")
+        rows = cur.fetchall()
+        cur.execute("SELECT count(DISTINCT strategy_type) FROM strategies")
+        table(f"Per strategy type (top 12 of {cur.fetchone()[0]})", ["strategy type", "strategies"], rows)
+        cur.execute("SELECT symbol, strategy_type, round(current_score::numeric, 4), parameters::text,"
+                    " (performance_metrics->>'sharpe_ratio'), (performance_metrics->>'win_rate')"
+                    " FROM strategies ORDER BY current_score DESC LIMIT 10")
+        top = [(*r[:3], r[3] if len(r[3]) <= 58 else r[3][:55] + "...", *r[4:]) for r in cur.fetchall()]
+        table("Top 10 strategies by score", ["symbol", "type", "score", "parameters", "sharpe", "win rate"], top)
+        cur.execute("SELECT topic, kafka_partition, next_offset FROM strategy_consumer_offsets ORDER BY 2")
+        offsets = cur.fetchall()
+        print(f"\nOffsets stored with the rows: {sum(o[2] for o in offsets)} messages over {len(offsets)} partitions")
+
+        letters = read_dead_letters(kafka.bootstrap, len(bad))
+        reasons = Counter(r["rule"] for letter in letters for r in letter["reasons"])
+        print(f"\n{len(letters)} message(s) dead-lettered to {DLQ}:")
+        for letter in letters:
+            print(f"  {letter['source_topic']}[{letter['source_partition']}]@{letter['source_offset']}"
+                  f" stage={letter['stage']}: {letter['error'][:110]}")
+        table("Rejections by rule", ["rule", "count"], sorted(reasons.items(), key=lambda kv: -kv[1]))
+        conn.close()
+    print("\nStopped PostgreSQL and the broker.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,11 @@
+# Shared by the scripts: where things are, and the one package list.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
+PYTHON=/usr/bin/python3   # Debian's interpreter: the one with pytest, pandas, confluent_kafka, psycopg2
+export PYTHONPATH="$ROOT/python${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONDONTWRITEBYTECODE=1
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+debian_packages() { grep -v '^\s*#' "$ROOT/deps/debian-packages.txt" | grep -v '^\s*$'; }
