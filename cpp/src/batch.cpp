@@ -7,6 +7,7 @@ namespace strategy_consumer {
 void Batch::advance(const SourcePosition& source) {
   if (message_count_ == 0) started_ = std::chrono::steady_clock::now();
   ++message_count_;
+  ++messages_per_partition_[{source.topic, source.partition}];
   auto& next = next_offsets_[{source.topic, source.partition}];
   next = std::max(next, source.offset + 1);
 }
@@ -22,15 +23,19 @@ void Batch::drop_partitions(const std::set<TopicPartition>& partitions) {
   std::erase_if(entries_, [&](const BatchEntry& e) {
     return partitions.count({e.source.topic, e.source.partition}) > 0;
   });
-  for (const auto& tp : partitions) next_offsets_.erase(tp);
-  // What is left is only what still counts; with nothing left the batch is empty again.
-  if (next_offsets_.empty()) clear();
-  else message_count_ = std::max(message_count_, entries_.size());
+  for (const auto& tp : partitions) {
+    next_offsets_.erase(tp);
+    if (auto it = messages_per_partition_.find(tp); it != messages_per_partition_.end()) {
+      message_count_ -= it->second;
+      messages_per_partition_.erase(it);
+    }
+  }
 }
 
 void Batch::clear() {
   entries_.clear();
   next_offsets_.clear();
+  messages_per_partition_.clear();
   message_count_ = 0;
 }
 

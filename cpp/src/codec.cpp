@@ -48,6 +48,10 @@ class StrictDomBuilder {
   bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& ex) {
     if (!failure) {
       std::string what = ex.what();
+      if (ex.id == 406) {  // out_of_range.406: a number beyond double range, e.g. 1e400
+        failure = Reason{"format.number", current_path(), "", "number is out of the range of a double"};
+        return false;
+      }
       // nlohmann's text starts with "[json.exception.parse_error.101] parse error at line 1, column 2: ".
       if (auto colon = what.find("]"); colon != std::string::npos) what = what.substr(colon + 2);
       // Its "last read" part quotes the input, which may not be UTF-8.

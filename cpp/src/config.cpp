@@ -203,10 +203,20 @@ CommandLine parse_command_line(const std::vector<std::string>& args, const Envir
                  "Larger messages are dead-lettered unread")->group(proc);
   app.add_option("--verbosity", c.verbosity, "Log level: -2 error, -1 warning, 0 info, 1 debug, 2 trace");
   app.set_help_flag("-h,--help", "Print this help and exit");
+  app.allow_extras();  // reported below by name only: a mistyped --postgres_pasword=... must not print its value
 
   try {
     std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 takes them back to front
     app.parse(reversed);
+    if (!app.remaining().empty()) {
+      std::string names;
+      for (const auto& extra : app.remaining()) {
+        if (extra.rfind("-", 0) != 0) continue;  // a value: may be a secret
+        names += (names.empty() ? "" : ", ") + extra.substr(0, extra.find('='));
+      }
+      throw ConfigError(names.empty() ? std::string("unexpected positional argument(s); flags start with --")
+                                      : "unknown flag(s): " + names + " (see --help)");
+    }
     for (auto& [option, var] : from_env) {
       auto it = env.find(var);
       if (option->count() > 0 || it == env.end() || it->second.empty()) continue;

@@ -60,22 +60,27 @@ std::string encode_dead_letter(const DeadLetter& letter, std::int64_t now) {
   j["source_offset"] = letter.source.offset;
   std::string out = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   if (out.size() > kMaxLetterBytes) {
-    // Keep as much of the original as fits, on a character boundary when it is text.
-    const std::size_t overflow = out.size() - kMaxLetterBytes;
-    std::string& original = j["original_message"].get_ref<std::string&>();
-    std::size_t keep = original.size() > overflow + 1024 ? original.size() - overflow - 1024 : 0;
-    // Escaping can make the JSON longer than the text: shrink until it fits.
-    do {
+    // Keep as much of the original as fits. Escaping can make text longer in JSON than raw, so the first cut
+    // is scaled by how much this original grows when escaped; shrink by a tenth until the letter fits.
+    const std::string& original = j["original_message"].get_ref<const std::string&>();
+    const std::size_t overhead = out.size() - nlohmann::json(original).dump(-1, ' ', false,
+                                                                           nlohmann::json::error_handler_t::replace).size();
+    const double growth = static_cast<double>(out.size() - overhead) / std::max<std::size_t>(original.size(), 1);
+    const std::size_t budget = kMaxLetterBytes > overhead + 256 ? kMaxLetterBytes - overhead - 256 : 0;
+    std::size_t keep = static_cast<std::size_t>(static_cast<double>(budget) / std::max(growth, 1.0));
+    nlohmann::json cut_letter = j;
+    cut_letter["original_message_truncated"] = true;
+    cut_letter["original_message_bytes"] = letter.original_message.size();
+    for (;;) {
       std::string cut = original.substr(0, keep);
-      while (utf8 && !cut.empty() && (static_cast<unsigned char>(cut.back()) & 0xC0) == 0x80) cut.pop_back();
-      if (utf8 && !cut.empty() && static_cast<unsigned char>(cut.back()) >= 0xC0) cut.pop_back();
-      nlohmann::json copy = j;
-      copy["original_message"] = cut;
-      copy["original_message_truncated"] = true;
-      copy["original_message_bytes"] = letter.original_message.size();
-      out = copy.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-      keep = keep / 2;
-    } while (out.size() > kMaxLetterBytes && keep > 0);
+      // Never end inside a UTF-8 character (base64 text is ASCII).
+      while (!cut.empty() && (static_cast<unsigned char>(cut.back()) & 0xC0) == 0x80) cut.pop_back();
+      if (!cut.empty() && static_cast<unsigned char>(cut.back()) >= 0xC0) cut.pop_back();
+      cut_letter["original_message"] = std::move(cut);
+      out = cut_letter.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      if (out.size() <= kMaxLetterBytes || keep == 0) break;
+      keep -= std::max<std::size_t>(keep / 10, 1);
+    }
   }
   return out;
 }

@@ -46,6 +46,7 @@ class Batch {
 
   std::vector<BatchEntry> entries_;
   std::map<TopicPartition, std::int64_t> next_offsets_;
+  std::map<TopicPartition, std::size_t> messages_per_partition_;
   std::size_t message_count_ = 0;
   std::chrono::steady_clock::time_point started_{};
 };

@@ -11,8 +11,8 @@ struct RetryPolicy {
   std::chrono::milliseconds initial_delay{200};
   std::chrono::milliseconds max_delay{30000};
 
-  // The delay before attempt `attempt` (1-based count of failures so far): uniform in
-  // [0, min(max_delay, initial_delay * 2^(attempt-1))].
+  // The delay after `failures` failures: uniform in [ceiling/10, ceiling], where
+  // ceiling = min(max_delay, initial_delay * 2^(failures-1)).
   std::chrono::milliseconds delay(int failures, std::mt19937_64& rng) const;
   std::chrono::milliseconds ceiling(int failures) const;
 };

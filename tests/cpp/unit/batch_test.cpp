@@ -110,10 +110,6 @@ TEST(Batch, DropPartitionsRemovesOnlyThosePartitions) {
   EXPECT_FALSE(b.empty());
 }
 
-// BUG (minor; cpp/src/batch.cpp, Batch::drop_partitions): message_count() keeps counting the messages of the
-// dropped partitions (message_count_ = max(message_count_, entries_.size()) never lowers it), so after a
-// revocation the batch looks fuller than it is and BatchPolicy flushes it early. Skips are not tracked per
-// partition, so the count cannot be corrected as the code stands.
 TEST(Batch, DropPartitionsForgetsTheMessageCountOfThosePartitions) {
   // "Forgets everything read from these partitions": the 3 messages of t/0 and t/2 no longer count, so a
   // batch left with 2 messages is not mistaken for a fuller one by BatchPolicy::should_flush.

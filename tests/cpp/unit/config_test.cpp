@@ -263,10 +263,6 @@ TEST(ParseCommandLine, KafkaPropertyIsRepeatableAndOverridesOurs) {
 
 // ---- secrets ----
 
-// BUG (cpp/src/config.cpp, parse_command_line): a misspelt password flag (--postgres_pasword=SECRET, or
-// --postgres-password SECRET) is rejected with CLI11's ExtrasError text, which lists the unexpected arguments
-// verbatim: "The following argument was not expected: --postgres_pasword=Hunter2-s3cr3t". main() prints it to
-// stderr, i.e. into the service logs. The two "misspelt" cases fail on this.
 TEST(ParseCommandLine, ConfigErrorsNeverContainThePassword) {
   const std::string secret = "Hunter2-s3cr3t";
   struct Case {
