@@ -201,6 +201,11 @@ CommandLine parse_command_line(const std::vector<std::string>& args, const Envir
                  "Drain mode: exit 0 after this long in all (0: never)")->group(proc);
   app.add_option("--max_message_bytes", c.processing.max_message_bytes,
                  "Larger messages are dead-lettered unread")->group(proc);
+  app.add_option("--strategy_catalog", c.processing.strategy_catalog,
+                 "Catalog file whose strategy types are added to, or replace, the built-in ones (README)")
+      ->group(proc)->check(CLI::ExistingFile);
+  app.add_flag("--allow_unknown_strategy_types", c.processing.allow_unknown_strategy_types,
+               "Store strategy types the catalog does not know (their parameters are not checked)")->group(proc);
   app.add_option("--verbosity", c.verbosity, "Log level: -2 error, -1 warning, 0 info, 1 debug, 2 trace");
   app.set_help_flag("-h,--help", "Print this help and exit");
   app.allow_extras();  // reported below by name only: a mistyped --postgres_pasword=... must not print its value

@@ -12,6 +12,8 @@
 #include "strategy_consumer/kafka_source.hpp"
 #include "strategy_consumer/postgres_sink.hpp"
 #include "strategy_consumer/retry.hpp"
+#include "strategy_consumer/strategy_inspector.hpp"
+#include "strategy_consumer/timestamp.hpp"
 
 namespace strategy_consumer {
 namespace {
@@ -43,7 +45,7 @@ struct Pipeline::Impl : RebalanceListener {
   std::atomic<bool> healthy{true};
   RetryPolicy retry_policy;
   std::mt19937_64 rng{std::random_device{}()};
-  DecodeOptions decode_options;
+  StrategyInspector inspector;  // decode + built-in validation, the same code as the Python StrategyInspector
   BatchPolicy batch_policy;
   PostgresSink sink;
   Batch batch;
@@ -55,9 +57,13 @@ struct Pipeline::Impl : RebalanceListener {
   std::unique_ptr<DlqProducer> dlq;
   std::unique_ptr<KafkaSource> source;  // last: destroyed first, while the rest is still there
 
-  explicit Impl(Config c) : config(std::move(c)), sink(config.postgres, config.kafka.group_id) {
+  explicit Impl(Config c)
+      : config(std::move(c)),
+        inspector(Catalog::with_overrides(config.processing.strategy_catalog),
+                  ValidatorOptions{.allow_unknown_strategy_types = config.processing.allow_unknown_strategy_types},
+                  DecodeOptions{.max_message_bytes = config.processing.max_message_bytes}),
+        sink(config.postgres, config.kafka.group_id) {
     retry_policy.max_attempts = config.processing.max_retries + 1;
-    decode_options.max_message_bytes = config.processing.max_message_bytes;
     batch_policy.max_messages = static_cast<std::size_t>(config.processing.batch_size);
     batch_policy.max_age = seconds_to_ms(config.processing.batch_timeout_seconds);
   }
@@ -140,11 +146,11 @@ struct Pipeline::Impl : RebalanceListener {
 
   void process(KafkaMessage&& message) {
     ++counters.messages;
-    Decoded decoded = decode_strategy(message.payload, decode_options);
-    if (decoded.ok()) {
-      batch.add(std::move(decoded.record), message.source, std::move(message.payload));
+    Inspection inspection = inspector.inspect(message.payload, now_us());
+    if (inspection.ok()) {
+      batch.add(std::move(inspection.record), message.source, std::move(message.payload));
     } else {
-      dead_letter(message.payload, "decode", std::move(decoded.reasons), message.source);
+      dead_letter(message.payload, inspection.stage, std::move(inspection.reasons), message.source);
       batch.skip(message.source);
     }
   }

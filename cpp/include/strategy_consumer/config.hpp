@@ -35,6 +35,8 @@ struct ProcessingConfig {
   double idle_timeout_seconds = 0;         // 0: no idle limit (service mode)
   double max_processing_time_seconds = 0;  // 0: no time limit
   std::size_t max_message_bytes = 1 << 20;
+  std::string strategy_catalog;               // types added to or replacing the built-in catalog
+  bool allow_unknown_strategy_types = false;  // store types the catalog does not know (their parameters unchecked)
 
   void validate() const;
   bool drain_mode() const { return idle_timeout_seconds > 0 || max_processing_time_seconds > 0; }

@@ -28,6 +28,9 @@ def canonical_hash(symbol, strategy_type, parameters):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+SMA_RSI = {"movingAveragePeriod": 20, "rsiPeriod": 14, "overboughtThreshold": 70.0, "oversoldThreshold": 30.0}
+
+
 def unique_strategies(n, seed):
     """n sample strategies with n distinct hashes (the sampler can draw the same one twice)."""
     seen, out = set(), []
@@ -46,7 +49,7 @@ def test_messages_over_partitions_land_with_exact_values(env):
     for i in range(40):
         msgs.append({
             "symbol": f"SYM{i % 5}/USD", "strategy_type": "MACD_CROSSOVER",
-            "parameters": {"shortEmaPeriod": 5 + i, "longEmaPeriod": 30 + i, "signalPeriod": 9},
+            "parameters": {"shortEmaPeriod": 8 + i % 9, "longEmaPeriod": 20 + i % 13, "signalPeriod": 5 + i % 8},
             "score": 0.5 + i / 100,
             "performance_metrics": {"total_return": 0.15, "sharpe_ratio": 1.2, "max_drawdown": -0.05,
                                     "win_rate": 0.65, "profit_factor": 1.8, "total_trades": 150 + i,
@@ -79,7 +82,7 @@ def test_messages_over_partitions_land_with_exact_values(env):
 
 
 def test_rediscovery_updates_score_but_keeps_first_discovery(env):
-    base = {"symbol": "ETH/USD", "strategy_type": "SMA_RSI", "parameters": {"movingAveragePeriod": 20},
+    base = {"symbol": "ETH/USD", "strategy_type": "SMA_RSI", "parameters": SMA_RSI,
             "current_score": 0.4, "performance_metrics": {"sharpe_ratio": 0.9, "win_rate": 0.5}}
     env.produce([base], partition=0)
     env.drain()
@@ -102,7 +105,7 @@ def test_rediscovery_updates_score_but_keeps_first_discovery(env):
 
 
 def test_duplicates_in_one_batch_collapse_to_the_last(env):
-    base = {"symbol": "BTC/USD", "strategy_type": "SMA_RSI", "parameters": {"movingAveragePeriod": 20}}
+    base = {"symbol": "BTC/USD", "strategy_type": "SMA_RSI", "parameters": SMA_RSI}
     env.produce([dict(base, score=s) for s in (0.1, 0.2, 0.3)], partition=0)
     result = env.drain()
     assert env.query("SELECT current_score FROM strategies") == [(0.3,)]
@@ -140,19 +143,19 @@ def test_restart_applies_nothing_twice_and_offsets_equal_end(env):
 def test_text_is_stored_byte_for_byte(env):
     nasty = ["tab\there", "new\nline", "back\\slash", "quote'\"s", "\\N", "\\.", "car\rriage",
              "unicode ü € 漢字 🚀", "  spaces  ", "semi;colon--", "$$dollar$$"]
-    msgs = [{"symbol": s, "strategy_type": "T", "parameters": {"note": s, s: 1}, "score": 1.0,
-             "discovery_symbol": s, "performance_metrics": {"label": s}} for s in nasty]
+    # Free text lives in strategy_type (a VARCHAR column, any text once unknown types are allowed) and in
+    # the parameters (JSONB keys and values).
+    msgs = [{"symbol": f"TXT{i}", "strategy_type": s, "parameters": {"note": s, s: 1}, "score": 1.0}
+            for i, s in enumerate(nasty)]
     env.produce(msgs, partition=0)
-    env.drain()
-    rows = env.query("SELECT symbol, discovery_symbol, parameters, performance_metrics FROM strategies")
+    env.drain("--allow_unknown_strategy_types")
+    rows = env.query("SELECT strategy_type, parameters FROM strategies")
     assert len(rows) == len(nasty)
-    got = {r[0]: r for r in rows}
+    got = dict(rows)
     for s in nasty:
-        assert got[s][1] == s
-        assert got[s][2] == {"note": s, s: 1}
-        assert got[s][3] == {"label": s}
-    raw = env.query("SELECT convert_to(symbol, 'UTF8') FROM strategies WHERE symbol LIKE 'unicode%%'")[0][0]
-    assert bytes(raw) == "unicode ü € 漢字 🚀".encode()
+        assert got[s] == {"note": s, s: 1}
+    raw = env.query("SELECT convert_to(strategy_type, 'UTF8') FROM strategies WHERE strategy_type LIKE 'unicode%%'")
+    assert bytes(raw[0][0]) == "unicode ü € 漢字 🚀".encode()
 
 
 def test_undecodable_message_is_dead_lettered_and_neighbours_land(env):
@@ -185,7 +188,8 @@ def test_quiet_topic_flushes_as_soon_as_caught_up(env):
             env.produce(list(samples.sample_stream(1, seed=int(time.time() * 1000) % 100000)), partition=0)
             time.sleep(0.5)  # until the consumer has joined and committed something
         sent = time.time()
-        env.produce([{"symbol": "QUIET", "strategy_type": "T", "parameters": {}, "score": 1}], partition=1)
+        env.produce([{"symbol": "QUIET", "strategy_type": "SMA_RSI", "parameters": SMA_RSI, "score": 1}],
+                    partition=1)
         while time.time() - sent < 10 and not env.query("SELECT 1 FROM strategies WHERE symbol = 'QUIET'"):
             time.sleep(0.01)
         elapsed = time.time() - sent
