@@ -29,6 +29,16 @@ def invalid_messages() -> list:
         '{"symbol": "ADA/USD", "strategy_type": "SMA_RSI", "parameters": {}, "score": NaN}',
         json.dumps({"symbol": "DOT/USD", "strategy_type": "SMA_RSI", "parameters": {}, "score": 1.0,
                     "discovery_start_time": "last tuesday"}),
+        # decodable, but the validator refuses them
+        json.dumps({"symbol": "BTC/USD", "strategy_type": "MACD_CROSSOVER", "score": 0.9,
+                    "parameters": {"shortEmaPeriod": 40, "longEmaPeriod": 26, "signalPeriod": 9}}),
+        json.dumps({"symbol": "ETH/USD", "strategy_type": "QUANTUM_MOON", "parameters": {"x": 1}, "score": 9.9}),
+        json.dumps({"symbol": "SOL/USD", "strategy_type": "PIVOT", "parameters": {"period": 20}, "score": 1.1,
+                    "performance_metrics": {"win_rate": 1.3, "max_drawdown": 0.2, "total_trades": 12}}),
+        json.dumps({"symbol": "ADA/USD", "strategy_type": "PIVOT", "parameters": {"period": 20}, "score": 1.0,
+                    "discovery_start_time": "2026-10-02T00:00:00Z", "discovery_end_time": "2026-09-01T00:00:00Z"}),
+        json.dumps({"symbol": "", "strategy_type": "VWAP_CROSSOVER", "score": 0.7,
+                    "parameters": {"vwapPeriod": 20, "movingAveragePeriod": 20}}),
     ]
 
 
