@@ -1,6 +1,7 @@
 #include "strategy_consumer/catalog.hpp"
 
 #include <charconv>
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -23,7 +24,7 @@ std::vector<std::string_view> split_tabs(std::string_view line) {
 double parse_number(std::string_view text, const std::string& where, const char* column) {
   double v = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) {
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty() || !std::isfinite(v)) {
     throw ConfigError(where + ": column " + column + " is not a number: '" + std::string(text) + "'");
   }
   return v;

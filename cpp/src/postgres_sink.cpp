@@ -77,6 +77,41 @@ std::string array_literal(const std::vector<T>& values, auto&& show) {
   return out + "}";
 }
 
+// NULL parameters switch a condition off; exec_params plans with the actual values, so the indexes still serve.
+const char* const kStrategyFilter =
+    " WHERE ($1::text IS NULL OR strategy_hash = $1 OR ($2::uuid IS NOT NULL AND strategy_id = $2::uuid))"
+    " AND ($3::text IS NULL OR symbol = $3)"
+    " AND ($4::text IS NULL OR strategy_type = $4)"
+    " AND ($5::float8 IS NULL OR current_score >= $5)"
+    " AND (NOT $6::boolean OR is_active)";
+
+const char* const kSelectStrategies =
+    "SELECT strategy_id::text, symbol, strategy_type, parameters::text, current_score, strategy_hash,"
+    " discovery_symbol, (extract(epoch FROM discovery_start_time) * 1000000)::bigint,"
+    " (extract(epoch FROM discovery_end_time) * 1000000)::bigint, performance_metrics::text, is_active,"
+    " (extract(epoch FROM first_discovered_at) * 1000000)::bigint,"
+    " (extract(epoch FROM last_evaluated_at) * 1000000)::bigint,"
+    " (extract(epoch FROM created_at) * 1000000)::bigint, (extract(epoch FROM updated_at) * 1000000)::bigint"
+    " FROM strategies";
+
+bool looks_like_uuid(const std::string& s) {
+  if (s.size() != 36) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-') return false;
+    } else if (!std::isxdigit(static_cast<unsigned char>(c))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+template <class T>
+const T* or_null(const std::optional<T>& v) {
+  return v ? &*v : nullptr;
+}
+
 }  // namespace
 
 std::string PostgresConfig::connection_string() const {
@@ -267,6 +302,59 @@ WriteResult PostgresSink::write_batch(const std::vector<const StrategyRecord*>& 
     impl_->rethrow("write batch");
   }
   return result;
+}
+
+std::vector<StoredStrategy> PostgresSink::find_strategies(const StrategyQuery& q) {
+  ensure_connected();
+  std::vector<StoredStrategy> out;
+  try {
+    pqxx::read_transaction txn(*impl_->conn, "find_strategies");
+    const std::optional<std::string> uuid =
+        q.id_or_hash && looks_like_uuid(*q.id_or_hash) ? q.id_or_hash : std::nullopt;
+    const std::string sql = std::string(kSelectStrategies) + kStrategyFilter +
+                            " ORDER BY current_score DESC, updated_at DESC" +
+                            (q.limit ? " LIMIT " + std::to_string(std::max<std::int64_t>(*q.limit, 0)) : "");
+    auto rows = txn.exec_params(sql, or_null(q.id_or_hash), or_null(uuid), or_null(q.symbol),
+                                or_null(q.strategy_type), or_null(q.min_score), q.active_only);
+    out.reserve(rows.size());
+    for (const auto& row : rows) {
+      StoredStrategy s;
+      s.strategy_id = row[0].as<std::string>();
+      s.record.symbol = row[1].as<std::string>();
+      s.record.strategy_type = row[2].as<std::string>();
+      s.record.parameters = nlohmann::json::parse(row[3].as<std::string>());
+      s.record.score = row[4].as<double>();
+      s.record.strategy_hash = row[5].as<std::string>();
+      if (!row[6].is_null()) s.record.discovery_symbol = row[6].as<std::string>();
+      if (!row[7].is_null()) s.record.discovery_start_us = row[7].as<std::int64_t>();
+      if (!row[8].is_null()) s.record.discovery_end_us = row[8].as<std::int64_t>();
+      if (!row[9].is_null()) s.record.performance_metrics = nlohmann::json::parse(row[9].as<std::string>());
+      s.is_active = row[10].as<bool>();
+      s.first_discovered_at_us = row[11].as<std::int64_t>();
+      s.last_evaluated_at_us = row[12].as<std::int64_t>();
+      s.created_at_us = row[13].as<std::int64_t>();
+      s.updated_at_us = row[14].as<std::int64_t>();
+      out.push_back(std::move(s));
+    }
+  } catch (...) {
+    impl_->rethrow("read strategies");
+  }
+  return out;
+}
+
+std::int64_t PostgresSink::count_strategies(const StrategyQuery& q) {
+  ensure_connected();
+  try {
+    pqxx::read_transaction txn(*impl_->conn, "count_strategies");
+    const std::optional<std::string> uuid =
+        q.id_or_hash && looks_like_uuid(*q.id_or_hash) ? q.id_or_hash : std::nullopt;
+    auto rows = txn.exec_params(std::string("SELECT count(*) FROM strategies") + kStrategyFilter,
+                                or_null(q.id_or_hash), or_null(uuid), or_null(q.symbol), or_null(q.strategy_type),
+                                or_null(q.min_score), q.active_only);
+    return rows[0][0].as<std::int64_t>();
+  } catch (...) {
+    impl_->rethrow("count strategies");
+  }
 }
 
 }  // namespace strategy_consumer

@@ -85,8 +85,8 @@ Reasons Validator::validate_metrics(const json& metrics) const {
   for (const auto& [name, value] : metrics.items()) {
     const std::string field = "performance_metrics." + name;
     if (value.is_null()) continue;
-    if (!value.is_number()) {
-      out.push_back({"metrics.type", field, shown(value), std::string("must be a number, not ") + value.type_name()});
+    if (!value.is_number() || !std::isfinite(value.get<double>())) {
+      out.push_back({"metrics.type", field, shown(value), "must be a finite number"});
       continue;
     }
     const double v = value.get<double>();

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator, Optional
 
-__all__ = ["CatalogType", "load_catalog", "catalog_path", "sample_strategy", "sample_stream", "SYMBOLS"]
+__all__ = ["CatalogType", "load_catalog", "sample_strategy", "sample_stream", "SYMBOLS"]
 
 SYMBOLS = ("BTC/USD", "ETH/USD", "SOL/USD", "ADA/USD", "DOGE/USD", "AVAX/USD", "LINK/USD", "DOT/USD")
 
@@ -32,24 +32,30 @@ class CatalogType:
     parameters: list[CatalogParameter] = field(default_factory=list)
 
 
-def catalog_path() -> Path:
-    """The shipped catalog: inside the installed package, or data/ of the source tree."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "data" / "strategy_catalog.tsv", here.parents[1] / "data" / "strategy_catalog.tsv"):
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError("strategy_catalog.tsv not found")
-
-
 def load_catalog(path: Optional[Path] = None) -> dict[str, CatalogType]:
+    """The catalog from a file, or (no path) the one compiled into the core."""
+    if path is None:
+        return _core_catalog()
     types: dict[str, CatalogType] = {}
-    with open(path or catalog_path(), newline="") as f:
+    with open(path, newline="") as f:
         for row in csv.DictReader(f, delimiter="\t"):
             t = types.setdefault(row["strategy_type"], CatalogType(row["strategy_type"]))
             if row["parameter"]:
                 conv = int if row["type"] == "INTEGER" else float
                 t.parameters.append(CatalogParameter(row["parameter"], row["type"], conv(row["min"]),
                                                      conv(row["max"]), conv(row["default"])))
+    return types
+
+
+def _core_catalog() -> dict[str, CatalogType]:
+    from . import _core
+
+    types = {}
+    for name, spec in _core.StrategyInspector("", False).strategy_types.items():
+        conv = {"INTEGER": int, "DOUBLE": float}
+        types[name] = CatalogType(name, [CatalogParameter(p["name"], p["type"], conv[p["type"]](p["min"]),
+                                                          conv[p["type"]](p["max"]), conv[p["type"]](p["default"]))
+                                         for p in spec["parameters"]])
     return types
 
 

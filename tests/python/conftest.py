@@ -71,7 +71,7 @@ class Env:
     def query(self, sql: str, *args):
         with self.conn.cursor() as cur:
             cur.execute(sql, args)
-            return cur.fetchall()
+            return cur.fetchall() if cur.description is not None else []
 
     def end_offsets(self) -> dict[int, int]:
         from confluent_kafka import Consumer, TopicPartition

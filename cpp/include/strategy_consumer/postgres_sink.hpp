@@ -66,6 +66,27 @@ struct WriteResult {
 // flushes) here, so their offsets are never committed before their letters are safe. Throwing aborts the write.
 using BeforeCommit = std::function<void(const std::vector<RowRejection>&)>;
 
+// A row of `strategies` as analysts read it. Timestamps are UTC microseconds since the epoch.
+struct StoredStrategy {
+  std::string strategy_id;  // UUID text
+  StrategyRecord record;
+  bool is_active = true;
+  std::int64_t first_discovered_at_us = 0;
+  std::int64_t last_evaluated_at_us = 0;
+  std::int64_t created_at_us = 0;
+  std::int64_t updated_at_us = 0;
+};
+
+// Which strategies to read; every set field narrows the result. One parameterised SELECT serves all of them.
+struct StrategyQuery {
+  std::optional<std::string> id_or_hash;  // a strategy_id (UUID text) or a strategy_hash
+  std::optional<std::string> symbol;
+  std::optional<std::string> strategy_type;
+  std::optional<double> min_score;
+  bool active_only = false;
+  std::optional<std::int64_t> limit;
+};
+
 class PostgresSink {
  public:
   PostgresSink(PostgresConfig config, std::string group_id);
@@ -89,6 +110,10 @@ class PostgresSink {
   // partition's stored offset moved, DatabaseError otherwise; on any throw nothing was written.
   WriteResult write_batch(const std::vector<const StrategyRecord*>& records,
                           const std::vector<PartitionOffset>& offsets, const BeforeCommit& before_commit = {});
+
+  // Reads strategies, best score first (ties: newest first).
+  std::vector<StoredStrategy> find_strategies(const StrategyQuery& query);
+  std::int64_t count_strategies(const StrategyQuery& query);
 
  private:
   struct Impl;

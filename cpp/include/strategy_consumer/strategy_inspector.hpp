@@ -17,7 +17,7 @@
 
 namespace strategy_consumer {
 
-// The seven metrics the discovery pipeline reports, in this order.
+// The seven metrics the discovery pipeline reports.
 inline constexpr const char* kStandardMetrics[] = {"total_return", "sharpe_ratio",  "max_drawdown",
                                                    "win_rate",     "profit_factor", "total_trades",
                                                    "avg_trade_duration"};
@@ -42,7 +42,7 @@ class StrategyInspector {
   Reasons validate_parameters(const nlohmann::json& parameters,
                               const std::optional<std::string>& strategy_type = std::nullopt) const;
   nlohmann::json analyze_strategy(std::string_view message) const;
-  // The standard metrics (null when absent) followed by any other metrics the message carries.
+  // The standard metrics (null when absent) and any other metrics the message carries.
   nlohmann::json extract_performance_metrics(std::string_view message) const;
 
   const Validator& validator() const { return validator_; }

@@ -500,7 +500,6 @@ TEST(ValidatorMetrics, NullMetricsAreAbsentOnes) {
   EXPECT_TRUE(Validator().validate(r, kNow).empty());
 }
 
-// BUG (cpp/src/validator.cpp validate_metrics): only is_number() is checked, so inf/NaN in an unranged metric passes.
 TEST(ValidatorMetrics, NonFiniteNumbersAreMetricsType) {
   const Validator v;
   for (double bad : {std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity(),

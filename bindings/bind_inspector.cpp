@@ -1,0 +1,76 @@
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "convert.hpp"
+#include "strategy_consumer/canonical_hash.hpp"
+#include "strategy_consumer/strategy_inspector.hpp"
+#include "strategy_consumer/timestamp.hpp"
+
+namespace py = pybind11;
+using namespace strategy_consumer;
+using bindings::to_python;
+
+void init_inspector(py::module_& m) {
+  py::class_<StrategyInspector>(m, "StrategyInspector", R"doc(Decoding and validation, as the service runs them.
+
+Messages are JSON text. catalog: a catalog file whose types are added to or replace the built-in ones.)doc")
+      .def(py::init([](const std::string& catalog, bool allow_unknown) {
+             return StrategyInspector(Catalog::with_overrides(catalog),
+                                      ValidatorOptions{.allow_unknown_strategy_types = allow_unknown});
+           }),
+           py::arg("catalog") = "", py::arg("allow_unknown_strategy_types") = false)
+      .def("validate",
+           [](const StrategyInspector& self, const std::string& message) { return to_python(self.validate(message)); },
+           py::arg("message"), R"doc(The reasons the message would be refused (empty: it would be stored).)doc")
+      .def("inspect",
+           [](const StrategyInspector& self, const std::string& message) {
+             auto inspection = self.inspect(message, now_us());
+             return py::make_tuple(inspection.stage, to_python(inspection.reasons),
+                                   inspection.stage == "decode" ? std::string() : inspection.record.strategy_hash);
+           },
+           py::arg("message"), R"doc((stage, reasons, strategy_hash): stage is "" when the message is valid.)doc")
+      .def("validate_parameters",
+           [](const StrategyInspector& self, const std::string& parameters, std::optional<std::string> type) {
+             return to_python(self.validate_parameters(nlohmann::json::parse(parameters), type));
+           },
+           py::arg("parameters"), py::arg("strategy_type") = py::none())
+      .def("analyze_strategy",
+           [](const StrategyInspector& self, const std::string& message) {
+             return to_python(self.analyze_strategy(message));
+           },
+           py::arg("message"))
+      .def("extract_performance_metrics",
+           [](const StrategyInspector& self, const std::string& message) {
+             return to_python(self.extract_performance_metrics(message));
+           },
+           py::arg("message"))
+      .def_property_readonly("strategy_types", [](const StrategyInspector& self) {
+        py::dict out;
+        for (const auto& [name, spec] : self.validator().catalog().types()) {
+          py::list params;
+          for (const auto& p : spec.parameters) {
+            py::dict d;
+            d["name"] = p.name;
+            d["type"] = p.type == ParameterType::integer ? "INTEGER" : "DOUBLE";
+            d["min"] = p.min;
+            d["max"] = p.max;
+            d["default"] = p.default_value;
+            params.append(d);
+          }
+          py::dict t;
+          t["family"] = spec.family;
+          t["parameter_message"] = spec.parameter_message;
+          t["parameters"] = params;
+          out[py::str(name)] = t;
+        }
+        return out;
+      });
+
+  m.def(
+      "strategy_hash",
+      [](const std::string& symbol, const std::string& type, const std::string& parameters) {
+        return canonical_strategy_hash(symbol, type, nlohmann::json::parse(parameters));
+      },
+      py::arg("symbol"), py::arg("strategy_type"), py::arg("parameters_json"),
+      R"doc(The canonical strategy hash (SHA-256 hex) of symbol, type and parameters (JSON text).)doc");
+}

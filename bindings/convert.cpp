@@ -1,0 +1,72 @@
+#include "convert.hpp"
+
+namespace py = pybind11;
+
+namespace strategy_consumer::bindings {
+
+py::object to_python(const nlohmann::json& v) {
+  using t = nlohmann::json::value_t;
+  switch (v.type()) {
+    case t::null: return py::none();
+    case t::boolean: return py::bool_(v.get<bool>());
+    case t::number_integer: return py::int_(v.get<std::int64_t>());
+    case t::number_unsigned: return py::int_(v.get<std::uint64_t>());
+    case t::number_float: return py::float_(v.get<double>());
+    case t::string: return py::str(v.get_ref<const std::string&>());
+    case t::array: {
+      py::list out;
+      for (const auto& item : v) out.append(to_python(item));
+      return out;
+    }
+    case t::object: {
+      py::dict out;
+      for (const auto& [k, item] : v.items()) out[py::str(k)] = to_python(item);
+      return out;
+    }
+    default: return py::none();
+  }
+}
+
+py::list to_python(const Reasons& reasons) {
+  py::list out;
+  for (const auto& r : reasons) {
+    py::dict d;
+    d["rule"] = r.rule;
+    d["field"] = r.field;
+    d["value"] = r.value;
+    d["message"] = r.message;
+    out.append(d);
+  }
+  return out;
+}
+
+py::object utc_datetime(std::int64_t micros) {
+  static py::object datetime = py::module_::import("datetime");
+  py::object epoch = datetime.attr("datetime")(1970, 1, 1, 0, 0, 0, 0, datetime.attr("timezone").attr("utc"));
+  return epoch + datetime.attr("timedelta")(py::arg("microseconds") = micros);
+}
+
+py::dict to_python(const StoredStrategy& s) {
+  static py::object uuid = py::module_::import("uuid").attr("UUID");
+  auto optional_time = [](const std::optional<std::int64_t>& t) { return t ? utc_datetime(*t) : py::none(); };
+  py::dict d;
+  d["strategy_id"] = uuid(s.strategy_id);
+  d["symbol"] = s.record.symbol;
+  d["strategy_type"] = s.record.strategy_type;
+  d["parameters"] = to_python(s.record.parameters);
+  d["current_score"] = s.record.score;
+  d["first_discovered_at"] = utc_datetime(s.first_discovered_at_us);
+  d["last_evaluated_at"] = utc_datetime(s.last_evaluated_at_us);
+  d["is_active"] = s.is_active;
+  d["strategy_hash"] = s.record.strategy_hash;
+  d["discovery_symbol"] = s.record.discovery_symbol ? py::object(py::str(*s.record.discovery_symbol)) : py::none();
+  d["discovery_start_time"] = optional_time(s.record.discovery_start_us);
+  d["discovery_end_time"] = optional_time(s.record.discovery_end_us);
+  d["created_at"] = utc_datetime(s.created_at_us);
+  d["updated_at"] = utc_datetime(s.updated_at_us);
+  d["performance_metrics"] =
+      s.record.performance_metrics ? to_python(*s.record.performance_metrics) : py::object(py::none());
+  return d;
+}
+
+}  // namespace strategy_consumer::bindings

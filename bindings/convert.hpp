@@ -1,0 +1,18 @@
+#pragma once
+// Conversions between the core's values and Python objects.
+#include <pybind11/pybind11.h>
+
+#include <nlohmann/json.hpp>
+
+#include "strategy_consumer/postgres_client.hpp"
+#include "strategy_consumer/verdict.hpp"
+
+namespace strategy_consumer::bindings {
+
+pybind11::object to_python(const nlohmann::json& value);
+pybind11::list to_python(const Reasons& reasons);
+// A row as a dict: uuid.UUID, timezone-aware UTC datetimes, floats, parsed JSON.
+pybind11::dict to_python(const StoredStrategy& row);
+pybind11::object utc_datetime(std::int64_t micros);
+
+}  // namespace strategy_consumer::bindings

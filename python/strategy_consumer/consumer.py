@@ -1,0 +1,65 @@
+"""Consumer: the service's pipeline, run from Python with the binary's flags and environment."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping, Optional, Sequence
+
+from . import _core
+
+__all__ = ["Consumer", "config_to_args"]
+
+
+def config_to_args(config: Mapping[str, Any]) -> list[str]:
+    """``{"batch_size": 100, "no_migrate": True, "kafka_property": ["a=b"]}`` as the binary's flags."""
+    args: list[str] = []
+    for key, value in config.items():
+        flag = "--" + key.lstrip("-")
+        if value is None or value is False:
+            continue
+        if value is True:
+            args.append(flag)
+        elif isinstance(value, (list, tuple)):
+            args += [f"{flag}={v}" for v in value]
+        elif isinstance(value, Mapping):  # kafka_property={"session.timeout.ms": 6000}
+            args += [f"{flag}={k}={v}" for k, v in value.items()]
+        else:
+            args.append(f"{flag}={value}")
+    return args
+
+
+class Consumer:
+    """``Consumer(kafka_bootstrap_servers=..., postgres_host=..., batch_size=500)``: keyword arguments are the
+    binary's flags without dashes; the POSTGRES_*/KAFKA_* environment fills what they leave out.
+
+    ``run()`` consumes until ``stop()`` (from another thread) or, in drain mode, until idle; it releases the GIL
+    while it works. ``run_until_idle(seconds)`` is drain mode without a flag.
+    """
+
+    def __init__(self, *, env: Optional[Mapping[str, str]] = None, args: Optional[Sequence[str]] = None,
+                 **config: Any):
+        self._args = list(args or []) + config_to_args(config)
+        self._env = dict(os.environ if env is None else env)
+        self._core = _core.Consumer(self._args, self._env)
+
+    def run(self) -> str:
+        """Returns why it ended: "stopped", "idle" or "time_limit"."""
+        return self._core.run()
+
+    def run_until_idle(self, idle_seconds: float = 1.0) -> str:
+        """Consumes until caught up and idle for ``idle_seconds``."""
+        drained = _core.Consumer(self._args + [f"--idle_timeout_seconds={idle_seconds}"], self._env)
+        self._core = drained
+        return drained.run()
+
+    def stop(self) -> None:
+        self._core.stop()
+
+    @property
+    def counters(self) -> dict:
+        """messages, stored_new, stored_updated, duplicate_in_batch, dead_lettered, batches, ..."""
+        return self._core.counters
+
+    @property
+    def healthy(self) -> bool:
+        return self._core.healthy
