@@ -1,0 +1,51 @@
+"""scripts/bench --quick: the benchmark suite runs end to end and reports every figure. No timing is asserted:
+this proves the suite works, the figures of a quick run mean nothing."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+FIGURES = {
+    "limit_messages_per_second", "limit_seconds", "consumer_messages_per_second", "consumer_seconds",
+    "original_messages_per_second", "original_seconds", "consumer_over_limit", "consumer_over_original",
+    "limit_over_original",
+    "cpu_path_messages_per_second", "latency_p50_ms", "latency_p99_ms", "latency_max_ms",
+    "latency_short_fetch_wait_p99_ms", "peak_rss_mb",
+}
+
+
+def test_quick_run_reports_every_figure(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"), PYTHONDONTWRITEBYTECODE="1")
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick",
+                             f"--output_dir={tmp_path}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, timeout=540)
+    assert result.returncode == 0, result.stderr[-4000:]
+    files = list(tmp_path.glob("bench-*-quick.json"))
+    assert len(files) == 1, files
+    report = json.loads(files[0].read_text())
+
+    assert set(report["figures"]) == FIGURES
+    for name, value in report["figures"].items():
+        assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (name, value)
+
+    assert report["quick"] is True
+    assert report["machine"]["cores"] >= 1
+    assert len(report["git"]["commit"]) == 40
+    assert report["date"].endswith("Z")
+    assert report["postgres"]["fsync"] == "on" and report["postgres"]["synchronous_commit"] == "on"
+    assert set(report["targets"]) <= FIGURES
+    details = report["details"]
+    # Every phase worked on the same strategies, and the table shows the figures.
+    assert details["rows"]["invalid"] > 0
+    assert details["limit"]["stored"] == details["consumer"]["stored"] == details["original"]["stored"] \
+        == details["rows"]["distinct_strategies"]
+    assert details["consumer"]["partitions"] >= 128
+    assert details["latency"]["measured"] > 0
+    assert "consumer / limit" in result.stdout and "peak RSS" in result.stdout
