@@ -41,13 +41,14 @@ py::list to_python(const Reasons& reasons) {
 }
 
 py::object utc_datetime(std::int64_t micros) {
-  static py::object datetime = py::module_::import("datetime");
+  // Looked up per call (a dict lookup in sys.modules): a static py::object would outlive the interpreter.
+  py::object datetime = py::module_::import("datetime");
   py::object epoch = datetime.attr("datetime")(1970, 1, 1, 0, 0, 0, 0, datetime.attr("timezone").attr("utc"));
   return epoch + datetime.attr("timedelta")(py::arg("microseconds") = micros);
 }
 
 py::dict to_python(const StoredStrategy& s) {
-  static py::object uuid = py::module_::import("uuid").attr("UUID");
+  py::object uuid = py::module_::import("uuid").attr("UUID");
   auto optional_time = [](const std::optional<std::int64_t>& t) { return t ? utc_datetime(*t) : py::none(); };
   py::dict d;
   d["strategy_id"] = uuid(s.strategy_id);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "strategy_consumer/copy_encoder.hpp"
 #include "strategy_consumer/timestamp.hpp"
 
 namespace strategy_consumer {
@@ -47,8 +48,8 @@ json parameter_summary(const json& parameters, const StrategyTypeSpec* spec, jso
     entry["is_default"] = v == p.default_value;
     entry["at_bound"] = v == p.min || v == p.max;
     if (v == p.min || v == p.max) {
-      warnings.push_back(p.name + " sits on the edge of its search range [" + json(p.min).dump() + ", " +
-                         json(p.max).dump() + "]: the optimum may lie outside it");
+      warnings.push_back(p.name + " sits on the edge of its search range [" + format_double(p.min) + ", " +
+                         format_double(p.max) + "]: the optimum may lie outside it");
     }
     out.push_back(entry);
   }
