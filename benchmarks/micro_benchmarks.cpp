@@ -1,7 +1,8 @@
 // Micro-benchmarks of the consumer's CPU path, one stage at a time: decoding (nlohmann SAX into a DOM plus the
 // contract checks), the canonical hash (canonical JSON + SHA-256), validation against the built-in catalog, COPY
-// row encoding and the in-batch collapse. scripts/bench measures the whole path on realistic messages
-// (strategy-bench-tool cpu); these say where its time goes. Run: build/benchmarks/micro_benchmarks
+// row encoding and the in-batch collapse; BM_Reference* are floors of the JSON library alone (its DOM parser, and
+// its parser feeding a SAX handler that keeps nothing). scripts/bench measures the whole path on realistic
+// messages (strategy-bench-tool cpu); these say where its time goes. Run: build/benchmarks/micro_benchmarks
 #include <benchmark/benchmark.h>
 
 #include <string>
@@ -61,6 +62,49 @@ void BM_Decode(benchmark::State& state) {
   set_rate(state, average_message_bytes());
 }
 BENCHMARK(BM_Decode);
+
+// Reference floors of the JSON library alone, to read BM_Decode against: nlohmann's own DOM parser, and its
+// lexer/parser feeding a SAX handler that keeps nothing.
+void BM_ReferenceNlohmannDomParse(benchmark::State& state) {
+  const auto& ms = messages();
+  std::size_t i = 0;
+  for (auto _ : state) {
+    auto doc = nlohmann::json::parse(ms[i++ % ms.size()]);
+    benchmark::DoNotOptimize(doc);
+  }
+  set_rate(state, average_message_bytes());
+}
+BENCHMARK(BM_ReferenceNlohmannDomParse);
+
+struct NullSax {
+  using json = nlohmann::json;
+  bool null() { return true; }
+  bool boolean(bool) { return true; }
+  bool number_integer(json::number_integer_t) { return true; }
+  bool number_unsigned(json::number_unsigned_t) { return true; }
+  bool number_float(json::number_float_t, const json::string_t&) { return true; }
+  bool string(json::string_t&) { return true; }
+  bool binary(json::binary_t&) { return true; }
+  bool start_object(std::size_t) { return true; }
+  bool key(json::string_t&) { return true; }
+  bool end_object() { return true; }
+  bool start_array(std::size_t) { return true; }
+  bool end_array() { return true; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+};
+
+void BM_ReferenceNlohmannSaxOnly(benchmark::State& state) {
+  const auto& ms = messages();
+  NullSax sax;
+  std::size_t i = 0;
+  for (auto _ : state) {
+    const auto& m = ms[i++ % ms.size()];
+    bool ok = nlohmann::json::sax_parse(m.begin(), m.end(), &sax);
+    benchmark::DoNotOptimize(ok);
+  }
+  set_rate(state, average_message_bytes());
+}
+BENCHMARK(BM_ReferenceNlohmannSaxOnly);
 
 // The same messages carrying their strategy_hash: decoding without hashing.
 void BM_DecodeWithGivenHash(benchmark::State& state) {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +50,21 @@ def test_quick_run_reports_every_figure(tmp_path):
     assert details["consumer"]["partitions"] >= 128
     assert details["latency"]["measured"] > 0
     assert "consumer / limit" in result.stdout and "peak RSS" in result.stdout
+
+
+def _cpp_string_constant(source: str, name: str) -> str:
+    """The value of `const char* const name = "..." "...";` in a C++ source (adjacent literals joined)."""
+    start = source.index(f"{name} =")
+    body = source[start:source.index(";", start)]
+    return "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', body))
+
+
+def test_limit_runs_the_sinks_own_sql():
+    """The limit is only honest while it runs the statements the sink runs: scripts/bench.py keeps copies of them."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import bench
+
+    source = (ROOT / "cpp" / "src" / "postgres_sink.cpp").read_text()
+    assert _cpp_string_constant(source, "kUpsert") == bench.UPSERT, "update UPSERT in scripts/bench.py"
+    assert _cpp_string_constant(source, "kCreateStaging") == bench.STAGING_DDL, \
+        "update STAGING_DDL in scripts/bench.py"
