@@ -48,7 +48,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from strategy_consumer import samples
-from strategy_consumer.services import DevBroker, PostgresServer, find_binary
+from strategy_consumer.services import DevBroker, PostgresServer, find_binary, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPIC = "bench-strategies"
@@ -256,11 +256,21 @@ def pg_settings(pg: PostgresServer) -> dict:
 EXTRA_CONSUMER_ARGS: list[str] = []  # --consumer_arg: for experiments with the consumer's settings
 
 
+def http_flags() -> list[str]:
+    """The HTTP server (/health, /ready, /metrics) runs as in production, but on a free port of 127.0.0.1: the
+    default 0.0.0.0:8080 could be taken by another consumer on this machine."""
+    help_text = subprocess.run([find_binary("strategy-consumer"), "--help"], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True).stdout
+    if "--http_port" not in help_text:
+        return []
+    return [f"--http_port={free_port()}", "--http_host=127.0.0.1"]
+
+
 def consumer_args(kafka: DevBroker, pg: PostgresServer, db: str, topic: str, group: str, batch_size: int,
                   *extra: str) -> list[str]:
     return [find_binary("strategy-consumer"), f"--kafka_bootstrap_servers={kafka.bootstrap}",
             f"--kafka_topic={topic}", f"--kafka_group_id={group}", f"--dlq_topic={DLQ}",
-            f"--batch_size={batch_size}", *pg.flags(db), *extra, *EXTRA_CONSUMER_ARGS]
+            f"--batch_size={batch_size}", *pg.flags(db), *http_flags(), *extra, *EXTRA_CONSUMER_ARGS]
 
 
 TEXT_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)Z (\w+) (.*)$")
