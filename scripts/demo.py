@@ -87,7 +87,8 @@ def main() -> int:
               f"({len(valid)} strategies incl. re-discoveries, {len(bad)} invalid) in {time.time() - t0:.1f} s")
 
         cmd = [find_binary("strategy-consumer"), f"--kafka_bootstrap_servers={kafka.bootstrap}",
-               *pg.flags(db), "--idle_timeout_seconds=2", "--max_processing_time_seconds=300"]
+               *pg.flags(db), "--idle_timeout_seconds=2", "--max_processing_time_seconds=300",
+               "--http_port=0", "--log_format=text"]
         print("Running: " + " ".join(cmd[:1] + [a for a in cmd[1:]]))
         t0 = time.time()
         result = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)

@@ -8,7 +8,9 @@
 
 #include "strategy_consumer/config.hpp"
 #include "strategy_consumer/errors.hpp"
+#include "strategy_consumer/http.hpp"
 #include "strategy_consumer/logging.hpp"
+#include "strategy_consumer/metrics.hpp"
 #include "strategy_consumer/pipeline.hpp"
 
 namespace {
@@ -34,9 +36,15 @@ int main(int argc, char** argv) {
     std::cout << cli.help_text;
     return 0;
   }
-  configure_logging(cli.config.verbosity);
+  configure_logging(cli.config.verbosity, parse_log_format(cli.config.log_format), cli.config.secrets());
   try {
-    Pipeline pipeline(cli.config);
+    Metrics metrics;
+    Pipeline pipeline(cli.config, &metrics);
+    // Serves from before the first connection: /health answers while PostgreSQL is still being waited for.
+    std::unique_ptr<HttpServer> http;
+    if (cli.config.http.port != 0) {
+      http = start_operations_server(cli.config.http, cli.config.postgres, metrics, pipeline);
+    }
     g_pipeline = &pipeline;
     struct sigaction sa {};
     sa.sa_handler = on_signal;
@@ -45,7 +53,14 @@ int main(int argc, char** argv) {
     sigaction(SIGINT, &sa, nullptr);
     const ExitReason reason = pipeline.run();
     g_pipeline = nullptr;
+    if (http) http->stop();
     const auto& c = pipeline.counters();
+    LogScope summary({{"messages", c.messages.load()},
+                      {"stored_new", c.stored_new.load()},
+                      {"stored_updated", c.stored_updated.load()},
+                      {"duplicate_in_batch", c.duplicate_in_batch.load()},
+                      {"dead_lettered", c.dead_lettered.load()},
+                      {"batches", c.batches.load()}});
     spdlog::info("exiting ({}): {} message(s), {} new, {} updated, {} duplicate(s) in batch, {} dead-lettered, "
                  "{} batch(es)",
                  reason == ExitReason::idle ? "idle" : reason == ExitReason::time_limit ? "time limit" : "stopped",

@@ -10,6 +10,8 @@ void Batch::advance(const SourcePosition& source) {
   ++messages_per_partition_[{source.topic, source.partition}];
   auto& next = next_offsets_[{source.topic, source.partition}];
   next = std::max(next, source.offset + 1);
+  auto [first, added] = first_offsets_.try_emplace({source.topic, source.partition}, source.offset);
+  if (!added) first->second = std::min(first->second, source.offset);
 }
 
 void Batch::add(StrategyRecord record, const SourcePosition& source, std::string payload) {
@@ -25,6 +27,7 @@ void Batch::drop_partitions(const std::set<TopicPartition>& partitions) {
   });
   for (const auto& tp : partitions) {
     next_offsets_.erase(tp);
+    first_offsets_.erase(tp);
     if (auto it = messages_per_partition_.find(tp); it != messages_per_partition_.end()) {
       message_count_ -= it->second;
       messages_per_partition_.erase(it);
@@ -35,6 +38,7 @@ void Batch::drop_partitions(const std::set<TopicPartition>& partitions) {
 void Batch::clear() {
   entries_.clear();
   next_offsets_.clear();
+  first_offsets_.clear();
   messages_per_partition_.clear();
   message_count_ = 0;
 }

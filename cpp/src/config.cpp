@@ -68,6 +68,7 @@ std::map<std::string, std::string> KafkaConfig::consumer_settings() const {
       {"partition.assignment.strategy", "cooperative-sticky"},
       {"isolation.level", "read_committed"},
       {"security.protocol", security_protocol},
+      {"statistics.interval.ms", std::to_string(statistics_interval_ms)},
   };
   put_file(s, "ssl.ca.location", ssl_cafile);
   put_file(s, "ssl.certificate.location", ssl_certfile);
@@ -122,6 +123,18 @@ void Config::validate() const {
   require(postgres.max_connections >= postgres.min_connections,
           "--postgres_max_connections: must be at least --postgres_min_connections");
   require(verbosity >= -3 && verbosity <= 3, "--verbosity: must be between -3 and 3");
+  require(log_format.empty() || log_format == "auto" || log_format == "json" || log_format == "text",
+          "--log_format: must be json, text or auto, not '" + log_format + "'");
+  http.validate();
+}
+
+std::vector<std::string> Config::secrets() const {
+  std::vector<std::string> out;
+  if (!postgres.password.empty()) out.push_back(postgres.password);
+  for (const auto& [key, value] : kafka.properties) {
+    if (is_secret_kafka_setting(key) && !value.empty()) out.push_back(value);
+  }
+  return out;
 }
 
 Environment current_environment() {
@@ -206,7 +219,12 @@ CommandLine parse_command_line(const std::vector<std::string>& args, const Envir
       ->group(proc)->check(CLI::ExistingFile);
   app.add_flag("--allow_unknown_strategy_types", c.processing.allow_unknown_strategy_types,
                "Store strategy types the catalog does not know (their parameters are not checked)")->group(proc);
-  app.add_option("--verbosity", c.verbosity, "Log level: -2 error, -1 warning, 0 info, 1 debug, 2 trace");
+  const std::string ops = "Operations";
+  app.add_option("--http_port", c.http.port, "Port of /health, /ready and /metrics (0: no HTTP server)")->group(ops);
+  app.add_option("--http_host", c.http.host, "Address the HTTP server binds to")->group(ops);
+  app.add_option("--log_format", c.log_format, "Log lines as json or text; auto: json unless stderr is a terminal")
+      ->group(ops)->default_str("auto");
+  app.add_option("--verbosity", c.verbosity, "Log level: -2 error, -1 warning, 0 info, 1 debug, 2 trace")->group(ops);
   app.set_help_flag("-h,--help", "Print this help and exit");
   app.allow_extras();  // reported below by name only: a mistyped --postgres_pasword=... must not print its value
 

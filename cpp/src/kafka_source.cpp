@@ -79,6 +79,15 @@ struct KafkaSource::Impl {
     }
   }
 
+  static int stats_cb(rd_kafka_t*, char* json, size_t len, void* opaque) {
+    try {
+      static_cast<Impl*>(opaque)->listener.on_statistics(std::string_view(json, len));
+    } catch (const std::exception& e) {
+      spdlog::debug("kafka statistics: {}", e.what());
+    }
+    return 0;  // librdkafka frees the JSON
+  }
+
   static rd_kafka_resp_err_t rd_kafka_error_destroy_wrap(rd_kafka_error_t* error) {
     if (!error) return RD_KAFKA_RESP_ERR_NO_ERROR;
     spdlog::error("kafka: {}", rd_kafka_error_string(error));
@@ -97,6 +106,7 @@ KafkaSource::KafkaSource(const KafkaConfig& config, RebalanceListener& listener)
   rd_kafka_conf_t* conf = make_kafka_conf(config.consumer_settings());
   rd_kafka_conf_set_opaque(conf, impl_.get());
   rd_kafka_conf_set_rebalance_cb(conf, &Impl::rebalance_cb);
+  rd_kafka_conf_set_stats_cb(conf, &Impl::stats_cb);
   impl_->rk = new_kafka_handle(RD_KAFKA_CONSUMER, conf);
   rd_kafka_poll_set_consumer(impl_->rk);
   rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);

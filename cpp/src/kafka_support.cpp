@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "strategy_consumer/errors.hpp"
+#include "strategy_consumer/logging.hpp"
 
 namespace strategy_consumer {
 namespace {
@@ -13,6 +14,8 @@ void log_cb(const rd_kafka_t*, int level, const char* facility, const char* mess
                    : level == 4 ? spdlog::level::warn
                    : level <= 6 ? spdlog::level::info
                                 : spdlog::level::debug;
+  // Called on librdkafka's own threads: the fields say where the line comes from.
+  LogScope scope({{"component", "librdkafka"}, {"facility", facility}});
   spdlog::log(lvl, "librdkafka {}: {}", facility, message);
 }
 

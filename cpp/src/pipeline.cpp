@@ -10,6 +10,8 @@
 #include "strategy_consumer/dlq.hpp"
 #include "strategy_consumer/errors.hpp"
 #include "strategy_consumer/kafka_source.hpp"
+#include "strategy_consumer/logging.hpp"
+#include "strategy_consumer/metrics.hpp"
 #include "strategy_consumer/postgres_sink.hpp"
 #include "strategy_consumer/retry.hpp"
 #include "strategy_consumer/strategy_inspector.hpp"
@@ -19,6 +21,8 @@ namespace strategy_consumer {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+PipelineObserver kNoObserver;
 
 // Thrown when stop() interrupts a retry: the open batch is abandoned (nothing of it was committed).
 struct Abandoned {};
@@ -40,6 +44,7 @@ std::string describe_offsets(const std::map<TopicPartition, std::int64_t>& next)
 
 struct Pipeline::Impl : RebalanceListener {
   Config config;
+  PipelineObserver* observer;  // metrics and probes; never null
   PipelineCounters counters;
   std::atomic<bool> stop_requested{false};
   std::atomic<bool> healthy{true};
@@ -57,8 +62,9 @@ struct Pipeline::Impl : RebalanceListener {
   std::unique_ptr<DlqProducer> dlq;
   std::unique_ptr<KafkaSource> source;  // last: destroyed first, while the rest is still there
 
-  explicit Impl(Config c)
+  Impl(Config c, PipelineObserver* o)
       : config(std::move(c)),
+        observer(o ? o : &kNoObserver),
         inspector(Catalog::with_overrides(config.processing.strategy_catalog),
                   ValidatorOptions{.allow_unknown_strategy_types = config.processing.allow_unknown_strategy_types},
                   DecodeOptions{.max_message_bytes = config.processing.max_message_bytes}),
@@ -89,6 +95,7 @@ struct Pipeline::Impl : RebalanceListener {
         ++failures;
         ++counters.retries;
         healthy = false;
+        observer->retrying(what);
         if (failures > config.processing.max_retries && config.processing.drain_mode()) {
           spdlog::error("{} failed {} times, giving up: {}", what, failures, e.what());
           throw;
@@ -102,6 +109,7 @@ struct Pipeline::Impl : RebalanceListener {
 
   void recovered(const char* what) {
     healthy = true;
+    observer->recovered(what);
     spdlog::info("{} succeeded again", what);
   }
 
@@ -109,6 +117,7 @@ struct Pipeline::Impl : RebalanceListener {
     const auto until = Clock::now() + delay;
     while (Clock::now() < until) {
       if (stop_requested) throw Abandoned{};
+      observer->heartbeat(expected.size());
       std::this_thread::sleep_for(std::min<Clock::duration>(until - Clock::now(), std::chrono::milliseconds(50)));
     }
   }
@@ -123,8 +132,11 @@ struct Pipeline::Impl : RebalanceListener {
     return stored;
   }
 
+  void on_statistics(std::string_view json) override { observer->kafka_statistics(json); }
+
   void on_revoked(const std::set<TopicPartition>& partitions) override {
     // Uncommitted work of these partitions is abandoned: their new owner resumes from the stored offsets.
+    LogScope log_scope({{"batch_id", batch_id + 1}});
     const auto before = batch.message_count();
     batch.drop_partitions(partitions);
     if (before != batch.message_count()) {
@@ -138,10 +150,14 @@ struct Pipeline::Impl : RebalanceListener {
     const auto key = std::make_pair(TopicPartition{source_position.topic, source_position.partition},
                                     source_position.offset);
     if (!batch_letters_sent.insert(key).second) return;  // already sent in this batch (a retried write)
+    LogFields fields = message_log_fields(source_position);
+    fields.emplace_back("stage", stage);
+    LogScope log_scope(std::move(fields));
     spdlog::warn("dead-lettering {}[{}]@{} at stage {}: {}", source_position.topic, source_position.partition,
                  source_position.offset, stage, reasons_to_text(reasons));
     dlq->send(DeadLetter{payload, stage, std::move(reasons), source_position});
     ++batch_dead_letters;
+    observer->dead_lettered(stage);
   }
 
   void process(KafkaMessage&& message) {
@@ -150,6 +166,12 @@ struct Pipeline::Impl : RebalanceListener {
     if (inspection.ok()) {
       batch.add(std::move(inspection.record), message.source, std::move(message.payload));
     } else {
+      // The batch this message's offset will commit with; its strategy_hash when it was decoded.
+      LogScope log_scope({{"batch_id", batch_id + 1}});
+      std::optional<LogScope> hash_scope;
+      if (!inspection.record.strategy_hash.empty()) {
+        hash_scope.emplace(LogFields{{"strategy_hash", inspection.record.strategy_hash}});
+      }
       dead_letter(message.payload, inspection.stage, std::move(inspection.reasons), message.source);
       batch.skip(message.source);
     }
@@ -159,6 +181,7 @@ struct Pipeline::Impl : RebalanceListener {
     batch.clear();
     batch_dead_letters = 0;
     batch_letters_sent.clear();
+    observer->batch_closed();
   }
 
   // After a fence: the stored offsets are the truth. Read them again and continue from there; if the
@@ -183,6 +206,7 @@ struct Pipeline::Impl : RebalanceListener {
     if (batch.empty()) return;
     const auto started = Clock::now();
     ++batch_id;
+    LogScope log_scope(batch_log_fields(batch_id, batch));
     // Letters first: an offset is never committed before the dead letter of its message is acknowledged.
     retrying("deliver dead letters", [&] { dlq->flush(std::chrono::seconds(10)); });
 
@@ -199,6 +223,7 @@ struct Pipeline::Impl : RebalanceListener {
     auto on_rejected = [&](const std::vector<RowRejection>& rejected) {
       for (const auto& r : rejected) {
         const BatchEntry& e = entries[chosen[r.index]];
+        LogScope hash_scope({{"strategy_hash", e.record.strategy_hash}});
         dead_letter(e.payload, "database",
                     {{"database." + r.sqlstate, "", truncate_for_reason(e.record.strategy_hash), r.message}},
                     e.source);
@@ -208,9 +233,15 @@ struct Pipeline::Impl : RebalanceListener {
 
     WriteResult result;
     try {
-      result = retrying("write batch", [&] { return sink.write_batch(records, offsets, on_rejected); });
+      result = retrying("write batch", [&] {
+        const auto write_started = Clock::now();
+        auto written = sink.write_batch(records, offsets, on_rejected);
+        observer->database_write(std::chrono::duration<double>(Clock::now() - write_started).count());
+        return written;
+      });
     } catch (const FencedError& e) {
       ++counters.fenced_batches;
+      observer->batch_fenced();
       spdlog::warn("batch {} abandoned: {}", batch_id, e.what());
       const auto partitions = batch.next_offsets();
       reset_batch();
@@ -226,6 +257,8 @@ struct Pipeline::Impl : RebalanceListener {
     counters.duplicate_in_batch += duplicates;
     counters.dead_lettered += batch_dead_letters;
     ++counters.batches;
+    observer->batch_committed(
+        {batch_id, batch.message_count(), result.inserted, result.updated, duplicates, batch_dead_letters});
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
     spdlog::info("batch {}: {} message(s): {} new, {} updated, {} duplicate(s) in batch, {} dead-lettered; "
                  "offsets {}; {} ms",
@@ -243,6 +276,7 @@ struct Pipeline::Impl : RebalanceListener {
     std::optional<Clock::time_point> idle_since;
     while (!stop_requested) {
       auto message = source->poll(poll_timeout);
+      observer->heartbeat(expected.size());
       if (message) process(std::move(*message));
       const bool caught_up = source->caught_up();
       const auto now = Clock::now();
@@ -269,7 +303,8 @@ struct Pipeline::Impl : RebalanceListener {
   }
 };
 
-Pipeline::Pipeline(Config config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+Pipeline::Pipeline(Config config, PipelineObserver* observer)
+    : impl_(std::make_unique<Impl>(std::move(config), observer)) {}
 Pipeline::~Pipeline() = default;
 
 ExitReason Pipeline::run() {

@@ -35,6 +35,8 @@ class Batch {
   const std::vector<BatchEntry>& entries() const { return entries_; }
   // Offset of the next message to read, per partition touched by the batch.
   const std::map<TopicPartition, std::int64_t>& next_offsets() const { return next_offsets_; }
+  // Offset of the first message read into the batch, per partition (with next_offsets: the range, for logs).
+  const std::map<TopicPartition, std::int64_t>& first_offsets() const { return first_offsets_; }
   std::size_t size() const { return entries_.size(); }
   // Messages read into the batch, stored or skipped.
   std::size_t message_count() const { return message_count_; }
@@ -46,6 +48,7 @@ class Batch {
 
   std::vector<BatchEntry> entries_;
   std::map<TopicPartition, std::int64_t> next_offsets_;
+  std::map<TopicPartition, std::int64_t> first_offsets_;
   std::map<TopicPartition, std::size_t> messages_per_partition_;
   std::size_t message_count_ = 0;
   std::chrono::steady_clock::time_point started_{};

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "strategy_consumer/http.hpp"
 #include "strategy_consumer/postgres_sink.hpp"
 
 namespace strategy_consumer {
@@ -20,6 +21,7 @@ struct KafkaConfig {
   std::string ssl_keyfile;
   std::string dlq_topic = "strategy-consumer-dlq";
   int poll_timeout_ms = 100;
+  int statistics_interval_ms = 5000;  // librdkafka statistics: consumer lag and broker state for /metrics, /ready
   std::map<std::string, std::string> properties;  // --kafka_property key=value
 
   void validate() const;
@@ -46,10 +48,14 @@ struct Config {
   KafkaConfig kafka;
   PostgresConfig postgres;
   ProcessingConfig processing;
+  HttpConfig http;          // --http_port (0: off), --http_host
+  std::string log_format;   // --log_format json|text|auto; "" or auto: json unless stderr is a terminal
   bool migrate = true;  // --no_migrate: verify the schema instead of applying migrations
   int verbosity = 0;    // as absl's: 0 info, 1 debug, 2 and more trace; -1 warning, -2 error
 
   void validate() const;
+  // Values never to print: the PostgreSQL password and secret librdkafka settings (sasl.password, ...).
+  std::vector<std::string> secrets() const;
 };
 
 using Environment = std::map<std::string, std::string>;

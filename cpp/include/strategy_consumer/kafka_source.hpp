@@ -11,6 +11,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "strategy_consumer/batch.hpp"
@@ -26,6 +27,8 @@ class RebalanceListener {
   virtual std::map<std::int32_t, std::int64_t> on_assigned(const std::string& topic,
                                                            const std::vector<std::int32_t>& partitions) = 0;
   virtual void on_revoked(const std::set<TopicPartition>& partitions) = 0;
+  // librdkafka's statistics JSON, every statistics.interval.ms, from inside poll().
+  virtual void on_statistics(std::string_view /*json*/) {}
 };
 
 struct KafkaMessage {

@@ -21,11 +21,15 @@ struct PipelineCounters {
   std::atomic<std::uint64_t> retries{0};
 };
 
+class PipelineObserver;  // metrics.hpp
+
 enum class ExitReason { stopped, idle, time_limit };
 
 class Pipeline {
  public:
-  explicit Pipeline(Config config);
+  // `observer` (optional; must outlive the pipeline) hears of heartbeats, committed batches, dead letters,
+  // retries and Kafka statistics: the metrics and the HTTP probes (metrics.hpp, http.hpp).
+  explicit Pipeline(Config config, PipelineObserver* observer = nullptr);
   ~Pipeline();
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;

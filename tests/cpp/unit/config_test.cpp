@@ -2,6 +2,7 @@
 // out of messages, and every setting reaching librdkafka / libpq.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -362,6 +363,10 @@ TEST(KafkaSettings, EachDefaultReachesTheConsumerSettings) {
   EXPECT_EQ(get(s, "group.id"), "strategy-consumer");
   EXPECT_EQ(get(s, "auto.offset.reset"), "earliest");
   EXPECT_EQ(get(s, "security.protocol"), "PLAINTEXT");
+  // Statistics feed /metrics (consumer lag) and /ready (brokers): on by default, for the consumer only.
+  EXPECT_EQ(get(s, "statistics.interval.ms"), std::to_string(defaults.statistics_interval_ms));
+  EXPECT_EQ(get(s, "statistics.interval.ms"), "5000");
+  EXPECT_EQ(defaults.producer_settings().count("statistics.interval.ms"), 0u);
   // Empty file settings are left out rather than passed as "".
   EXPECT_EQ(s.count("ssl.ca.location"), 0u);
   EXPECT_EQ(s.count("ssl.certificate.location"), 0u);
@@ -516,6 +521,31 @@ TEST(PostgresConfig, DescribeHasNoPassword) {
   EXPECT_EQ(c.postgres.describe(), "alice@db:6543/strats");
   EXPECT_EQ(c.postgres.describe().find("TopSecret"), std::string::npos);
   EXPECT_NE(c.postgres.connection_string().find("TopSecret!"), std::string::npos);
+}
+
+// ---- operations flags ----
+
+TEST(OperationsFlags, DefaultsAndValues) {
+  const Config d = parse({});
+  EXPECT_EQ(d.http.port, 8080);
+  EXPECT_EQ(d.http.host, "0.0.0.0");
+  EXPECT_EQ(d.log_format, "");
+  const Config c = parse({"--http_port=0", "--http_host", "127.0.0.1", "--log_format=json"});
+  EXPECT_EQ(c.http.port, 0);
+  EXPECT_EQ(c.http.host, "127.0.0.1");
+  EXPECT_EQ(c.log_format, "json");
+  EXPECT_EQ(parse({"--log_format=text"}).log_format, "text");
+  EXPECT_NE(config_error({"--http_port=65536"}).find("--http_port"), std::string::npos);
+  EXPECT_NE(config_error({"--log_format=xml"}).find("--log_format"), std::string::npos);
+}
+
+TEST(OperationsFlags, SecretsAreThePasswordAndSecretKafkaSettings) {
+  const Config c = parse({"--postgres_password=pw-1", "--kafka_property=sasl.password=pw-2",
+                          "--kafka_property=sasl.username=user", "--kafka_property=ssl.key.password=pw-3"});
+  auto secrets = c.secrets();
+  std::sort(secrets.begin(), secrets.end());
+  EXPECT_EQ(secrets, (std::vector<std::string>{"pw-1", "pw-2", "pw-3"}));
+  EXPECT_TRUE(parse({}).secrets().empty());
 }
 
 }  // namespace

@@ -55,7 +55,8 @@ def test_help_lists_flags_with_defaults_and_hides_the_password():
 
 def test_password_never_printed_when_database_unreachable(pg):
     r = run("--kafka_bootstrap_servers=127.0.0.1:1", "--postgres_host=127.0.0.1", "--postgres_port=1",
-            f"--postgres_password={SECRET}", "--max_retries=1", "--idle_timeout_seconds=1", timeout=120)
+            f"--postgres_password={SECRET}", "--max_retries=1", "--idle_timeout_seconds=1", "--http_port=0",
+            timeout=120)
     assert r.returncode == 1
     assert "cannot connect to PostgreSQL" in r.stderr
     assert SECRET not in r.stdout + r.stderr

@@ -1,0 +1,93 @@
+#pragma once
+// The operations endpoints, served by cpp-httplib on a thread of their own (and a pool of two workers):
+//   GET /health   200 while the processing loop is alive (it heartbeats on every poll and every step of a retry
+//                 wait); 503 when it has not for `health_stale_seconds` (a hung database call, a deadlock).
+//   GET /ready    200 when the consumer holds partitions, PostgreSQL answers a `SELECT 1` on a connection of
+//                 the probe's own, Kafka brokers are connected and no operation is stalled in retries; else 503.
+//                 Both answer a small JSON object; a 503 says why in "reason".
+//   GET /metrics  the Prometheus text format (metrics.hpp).
+// The pipeline never waits for the server: the server reads atomics and the metrics registry's mutex.
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace strategy_consumer {
+
+struct HttpConfig {
+  std::string host = "0.0.0.0";
+  int port = 8080;                    // 0: no HTTP server
+  double health_stale_seconds = 60;   // /health fails after this long without a heartbeat
+
+  void validate() const;
+};
+
+struct ProbeResult {
+  bool ok = false;
+  std::string body;  // JSON
+};
+
+// Pure: /health's answer given the time since the last heartbeat.
+ProbeResult check_liveness(std::chrono::steady_clock::duration since_heartbeat,
+                           std::chrono::steady_clock::duration stale_after);
+
+struct ReadinessInputs {
+  std::size_t assigned_partitions = 0;
+  bool pipeline_healthy = true;      // Pipeline::healthy(): false while an operation is retried
+  std::string stalled_operation;     // what is being retried, for the reason
+  bool database_ok = true;
+  std::string database_error;        // first line of libpq's message
+  int kafka_brokers_up = -1;         // -1: not known yet (no statistics)
+};
+
+// Pure: /ready's answer. The first failing check gives the reason: stalled, database, no partitions, brokers.
+ProbeResult check_readiness(const ReadinessInputs& in);
+
+class HttpServer {
+ public:
+  struct Routes {
+    std::function<ProbeResult()> health;
+    std::function<ProbeResult()> ready;
+    std::function<std::string()> metrics;
+  };
+
+  // Binds now (throws ConfigError naming the flag when it cannot) and serves on a thread of its own.
+  HttpServer(const HttpConfig& config, Routes routes);
+  ~HttpServer();  // stop()
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  int port() const;
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+class Metrics;
+class Pipeline;
+struct PostgresConfig;
+
+// Answers "does PostgreSQL answer" for /ready on a connection of its own (never the pipeline's), opened on
+// first use and again after a failure, with a short connect timeout. Results are cached for a second, so
+// probes hitting several times a second cost one query. Thread-safe.
+class DatabaseProbe {
+ public:
+  explicit DatabaseProbe(const PostgresConfig& config);
+  ~DatabaseProbe();
+  // ok, or false with the reason (libpq's first line, never the password).
+  std::pair<bool, std::string> check();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The service's server: /health from the metrics' heartbeat, /ready from the metrics, pipeline.healthy() and a
+// DatabaseProbe of `postgres`, /metrics from the registry. The objects must outlive the server.
+std::unique_ptr<HttpServer> start_operations_server(const HttpConfig& config, const PostgresConfig& postgres,
+                                                    Metrics& metrics, const Pipeline& pipeline);
+
+}  // namespace strategy_consumer

@@ -1,0 +1,500 @@
+"""Operations: /health, /ready and /metrics of the real binary, JSON logs with correlation fields, secrets kept
+out of every output, and the container and Kubernetes files."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from strategy_consumer.services import PostgresServer, find_binary, free_port, repo_root
+
+ROOT = repo_root()
+MACD_OK = {"shortEmaPeriod": 12, "longEmaPeriod": 26, "signalPeriod": 9}
+
+
+def strategy(i: int, score: float = 1.0, **extra) -> dict:
+    """A valid message whose strategy_hash is ours to choose (so tests know which rows are new)."""
+    return {"symbol": "BTC/USD", "strategy_type": "MACD_CROSSOVER", "parameters": MACD_OK, "score": score,
+            "strategy_hash": f"ops-{i}", **extra}
+
+
+def invalid_for_validation(i: int) -> dict:
+    return strategy(10_000 + i, parameters={"shortEmaPeriod": 100_000, "longEmaPeriod": 26, "signalPeriod": 9})
+
+
+def get(port: int, path: str, timeout: float = 5) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def wait_for(what: str, predicate, timeout: float = 60, interval: float = 0.2):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+class Service:
+    """strategy-consumer as a service with its HTTP server on 127.0.0.1, stderr in a file (never a full pipe)."""
+
+    def __init__(self, args: list[str], env: dict | None = None):
+        self.port = free_port()
+        self.log_file = tempfile.NamedTemporaryFile(prefix="strategy-consumer-", suffix=".log", delete=False)
+        self.out_file = tempfile.NamedTemporaryFile(prefix="strategy-consumer-", suffix=".out", delete=False)
+        self.args = [a for a in args if not a.startswith(("--http_port", "--http_host"))]
+        self.args += [f"--http_port={self.port}", "--http_host=127.0.0.1"]
+        self.proc = subprocess.Popen(self.args, stdout=self.out_file, stderr=self.log_file, env=env)
+
+    def get(self, path: str) -> tuple[int, str]:
+        assert self.proc.poll() is None, f"strategy-consumer exited {self.proc.returncode}:\n{self.stderr()[-3000:]}"
+        return get(self.port, path)
+
+    def wait_http(self) -> None:
+        def answers():
+            try:
+                return self.get("/health")[0] == 200
+            except (urllib.error.URLError, ConnectionError):
+                return False
+        wait_for("the HTTP server", answers, timeout=30)
+
+    def metrics(self) -> dict:
+        """{sample name: {frozenset(labels): value}} of /metrics, parsed by prometheus_client's parser."""
+        status, body = self.get("/metrics")
+        assert status == 200
+        out: dict = {}
+        for family in text_string_to_metric_families(body):
+            for s in family.samples:
+                out.setdefault(s.name, {})[frozenset(s.labels.items())] = s.value
+        return out
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def stderr(self) -> str:
+        return Path(self.log_file.name).read_text(errors="replace")
+
+    def stdout(self) -> str:
+        return Path(self.out_file.name).read_text(errors="replace")
+
+    def close(self) -> None:
+        self.stop()
+        for f in (self.log_file, self.out_file):
+            f.close()
+            os.unlink(f.name)
+
+    def __enter__(self) -> "Service":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def all_committed(env) -> bool:
+    """The stored offset of every partition that has messages is its end offset (False before the schema)."""
+    if env.query("SELECT to_regclass('strategy_consumer_offsets')") == [(None,)]:
+        return False
+    return env.stored_offsets() == {p: end for p, end in env.end_offsets().items() if end > 0}
+
+
+def one(samples: dict, name: str, **labels) -> float:
+    return samples.get(name, {}).get(frozenset(labels.items()), 0.0)
+
+
+def json_lines(text: str) -> list[dict]:
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert lines, "no log lines"
+    parsed = []
+    for line in lines:
+        try:
+            parsed.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise AssertionError(f"not a JSON log line: {line!r}") from e
+    for p in parsed:
+        assert {"time", "level", "message"} <= p.keys(), p
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", p["time"]), p["time"]
+    return parsed
+
+
+# ---- /health and /ready ----
+
+def test_ready_follows_postgresql_and_retries_while_health_stays_up(env):
+    """/ready is 503 while the service's own PostgreSQL is stopped (idle, then stalled in retries) and 200 once
+    it is back; /health stays 200 throughout."""
+    with PostgresServer() as pg:
+        database = pg.create_database("ops_ready")
+        args = [a for a in env.flags() if not a.startswith(("--postgres_", "--http_port"))] + pg.flags(database)
+        with Service(args + ["--kafka_property=statistics.interval.ms=500"]) as svc:
+            svc.wait_http()
+            wait_for("/ready 200", lambda: svc.get("/ready")[0] == 200)
+            status, body = svc.get("/ready")
+            assert json.loads(body)["status"] == "ready" and json.loads(body)["checks"]["assigned_partitions"] == 4
+
+            env.produce([strategy(i) for i in range(5)], partition=0)
+            wait_for("5 rows", lambda: _count(pg, database) == 5)
+
+            pg.pause()
+            try:
+                def not_ready_for_postgres():
+                    s, b = svc.get("/ready")
+                    return s == 503 and "postgresql" in json.loads(b)["reason"] and b
+                body = wait_for("/ready 503 (postgresql)", not_ready_for_postgres, timeout=30)
+                assert json.loads(body)["status"] == "unavailable"
+                assert svc.get("/health")[0] == 200
+
+                # Messages now make the pipeline retry its write: stalled, still alive.
+                env.produce([strategy(i) for i in range(5, 8)], partition=1)
+
+                def stalled():
+                    s, b = svc.get("/ready")
+                    return s == 503 and json.loads(b)["reason"].startswith("stalled: retrying") and b
+                body = wait_for("/ready 503 (stalled)", stalled, timeout=30)
+                assert "write batch" in json.loads(body)["reason"]
+                assert svc.get("/health")[0] == 200
+                m = svc.metrics()
+                assert one(m, "strategy_consumer_retries_total", target="write_batch") >= 1
+                assert one(m, "strategy_consumer_stalled") == 1
+            finally:
+                pg.resume()
+
+            wait_for("/ready 200 again", lambda: svc.get("/ready")[0] == 200, timeout=90)
+            wait_for("8 rows", lambda: _count(pg, database) == 8, timeout=30)
+            assert one(svc.metrics(), "strategy_consumer_stalled") == 0
+            assert svc.stop() == 0
+
+
+def _count(pg: PostgresServer, database: str) -> int:
+    conn = pg.connect(database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM strategies")
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_health_and_unknown_paths(env):
+    with Service(env.flags()) as svc:
+        svc.wait_http()
+        status, body = svc.get("/health")
+        assert status == 200 and json.loads(body)["status"] == "ok"
+        assert svc.get("/no-such-path")[0] == 404
+        # Before its partitions arrive, or once they have, /ready answers JSON either way.
+        status, body = svc.get("/ready")
+        assert status in (200, 503) and json.loads(body)["status"] in ("ready", "unavailable")
+        assert svc.stop() == 0
+    # Nothing listens there any more: the server stopped with the process.
+    with pytest.raises(urllib.error.URLError):
+        get(svc.port, "/health", timeout=2)
+
+
+def test_http_port_zero_serves_nothing_and_a_taken_port_is_a_config_error(env):
+    result = env.drain("--http_port=0", "--log_format=text")
+    assert "serving /health" not in result.stderr
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run(env.flags(f"--http_port={port}", "--http_host=127.0.0.1", "--idle_timeout_seconds=1"),
+                           capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert f"--http_port: cannot listen on 127.0.0.1:{port}" in r.stderr
+
+
+# ---- /metrics ----
+
+def test_metrics_parse_and_count_what_was_stored_and_dead_lettered(env):
+    round1 = [strategy(i, score=1.0) for i in range(24)]
+    bad = [b"not json at all", b"\xff\xfe", invalid_for_validation(1)]
+    for p in range(env.partitions):
+        env.produce(round1[p::env.partitions], partition=p)
+    env.produce(bad, partition=3)
+    with Service(env.flags("--kafka_property=statistics.interval.ms=500", "--batch_size=10")) as svc:
+        svc.wait_http()
+        wait_for("round 1 committed", lambda: all_committed(env), timeout=90)
+        # Round 2 after round 1 committed: these are updates of stored rows, and one new strategy twice.
+        env.produce([strategy(i, score=2.0) for i in range(6)], partition=0)
+        env.produce([strategy(100, score=1.0), strategy(100, score=3.0)], partition=2)
+        wait_for("round 2 committed", lambda: all_committed(env), timeout=90)
+        valid_messages = len(round1) + 6 + 2
+        produced = valid_messages + len(bad)
+
+        # Lag: every partition committed to its end (statistics every 500 ms, Kafka commits after PostgreSQL).
+        def lag_zero():
+            m = svc.metrics()
+            lag = m.get("strategy_consumer_consumer_lag_messages", {})
+            parts = {dict(k)["partition"]: v for k, v in lag.items() if dict(k)["topic"] == env.topic}
+            return parts == {str(p): 0.0 for p in range(env.partitions)} and m
+        m = wait_for("consumer lag 0 on every partition", lag_zero, timeout=30)
+
+        rows, updated = env.query("SELECT count(*), count(*) FILTER (WHERE updated_at > created_at) FROM strategies")[0]
+        letters = env.dead_letters(len(bad))
+        assert len(letters) == len(bad)
+        stages = {}
+        for letter, _ in letters:
+            stages[letter["stage"]] = stages.get(letter["stage"], 0) + 1
+
+        new = one(m, "strategy_consumer_messages_total", outcome="stored_new")
+        upd = one(m, "strategy_consumer_messages_total", outcome="stored_updated")
+        dup = one(m, "strategy_consumer_messages_total", outcome="duplicate_in_batch")
+        dead = one(m, "strategy_consumer_messages_total", outcome="dead_lettered")
+        assert new == rows == 25
+        assert upd == updated and upd + dup == 7  # six updates, and strategy 100 once more (update or duplicate)
+        assert new + upd + dup == valid_messages
+        assert dead == len(letters) == 3
+        assert stages == {"decode": 2, "validate": 1}
+        for stage, n in stages.items():
+            assert one(m, "strategy_consumer_dead_letters_total", stage=stage) == n
+        assert one(m, "strategy_consumer_dead_letters_total", stage="database") == 0
+
+        batches = one(m, "strategy_consumer_batches_total")
+        assert batches >= 2
+        assert one(m, "strategy_consumer_batch_size_messages_count") == batches
+        assert one(m, "strategy_consumer_batch_size_messages_sum") == produced  # every message in one batch
+        assert one(m, "strategy_consumer_batch_size_messages_bucket", le="+Inf") == batches
+        assert one(m, "strategy_consumer_database_write_seconds_count") == batches
+        assert 0 < one(m, "strategy_consumer_database_write_seconds_sum") < 60
+        assert abs(one(m, "strategy_consumer_last_commit_timestamp_seconds") - time.time()) < 120
+        assert one(m, "strategy_consumer_batches_fenced_total") == 0
+        assert one(m, "strategy_consumer_assigned_partitions") == env.partitions
+        assert one(m, "strategy_consumer_kafka_brokers_up") >= 1
+        version = re.search(r"project\(strategy_consumer VERSION ([0-9.]+)", (ROOT / "CMakeLists.txt").read_text())[1]
+        assert one(m, "strategy_consumer_build_info", version=version) == 1
+        assert not any("rule" in name for name in m), "no rules configured: no rule metrics"
+        assert all(name.startswith("strategy_consumer_") for name in m)
+        assert svc.get("/ready")[0] == 200
+        assert svc.stop() == 0
+
+        # The binary's own summary agrees.
+        summary = [p for p in json_lines(svc.stderr()) if p["message"].startswith("exiting")]
+        assert summary and summary[-1]["stored_new"] == new and summary[-1]["dead_lettered"] == dead
+        assert summary[-1]["messages"] == produced
+
+
+# ---- logs ----
+
+def test_every_log_line_is_json_with_correlation_fields(env):
+    good = [strategy(i) for i in range(6)]
+    env.produce(good[:3] + [b"{broken", invalid_for_validation(7)] + good[3:], partition=1)
+    env.produce([strategy(50)], partition=2)
+    # stderr is a pipe: JSON by default. librdkafka's debug lines come from its own threads through the same logger.
+    result = env.drain("--verbosity=1", "--kafka_property=debug=cgrp")
+    lines = json_lines(result.stderr)
+
+    batches = [p for p in lines if re.match(r"batch \d+: ", p["message"])]
+    assert batches
+    covered = {}
+    for p in batches:
+        assert isinstance(p["batch_id"], int) and p["topic"] == env.topic
+        assert p["message"].startswith(f"batch {p['batch_id']}: ")
+        for part in p["partitions"]:
+            assert part["topic"] == env.topic and part["first_offset"] <= part["last_offset"]
+            covered.setdefault(part["partition"], []).append((part["first_offset"], part["last_offset"]))
+    # The offset ranges of the committed batches cover exactly what was produced.
+    assert {p: (min(r[0] for r in rs), max(r[1] for r in rs)) for p, rs in covered.items()} == {1: (0, 7), 2: (0, 0)}
+
+    letters = [p for p in lines if p["message"].startswith("dead-lettering")]
+    assert len(letters) == 2
+    by_stage = {p["stage"]: p for p in letters}
+    assert by_stage["decode"]["offset"] == 3 and by_stage["validate"]["offset"] == 4
+    for p in letters:
+        assert p["topic"] == env.topic and p["partition"] == 1 and p["level"] == "warning"
+        # The batch that committed the letter's offset.
+        batch = next(b for b in batches if b["batch_id"] == p["batch_id"])
+        assert any(part["partition"] == 1 and part["first_offset"] <= p["offset"] <= part["last_offset"]
+                   for part in batch["partitions"])
+    assert by_stage["validate"]["strategy_hash"] == "ops-10007"
+    assert "strategy_hash" not in by_stage["decode"]  # nothing decoded, no hash
+
+    exiting = [p for p in lines if p["message"].startswith("exiting (idle)")]
+    assert len(exiting) == 1 and exiting[0]["stored_new"] == 7 and exiting[0]["dead_lettered"] == 2
+    rdkafka = [p for p in lines if p["message"].startswith("librdkafka ")]
+    assert rdkafka and all(p["component"] == "librdkafka" and p["facility"] for p in rdkafka)
+
+
+def test_text_format_on_request(env):
+    env.produce([strategy(1)], partition=0)
+    result = env.drain("--log_format=text")
+    lines = result.stderr.strip().splitlines()
+    assert lines and all(not line.startswith("{") for line in lines)
+    batch = [line for line in lines if re.search(r" info batch \d+: ", line)]
+    assert batch and f"topic={env.topic}" in batch[0] and "batch_id=1" in batch[0]
+    bad = subprocess.run(env.flags("--log_format=xml"), capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--log_format" in bad.stderr
+
+
+# ---- secrets ----
+
+def test_passwords_never_appear_in_any_output(env):
+    pg_secret = "pg-Secret-7f3a9c"
+    sasl_secret = "sasl-Secret-b81e44"
+    proc_env = dict(os.environ, POSTGRES_PASSWORD=pg_secret)
+    secret_flags = [f"--kafka_property=sasl.password={sasl_secret}", "--kafka_property=sasl.username=ops",
+                    "--kafka_property=debug=conf,generic", "--verbosity=2"]
+    env.produce([strategy(1), b"not json", invalid_for_validation(2)], partition=0)
+    seen = []
+    with Service(env.flags(*secret_flags, "--kafka_property=statistics.interval.ms=500"), env=proc_env) as svc:
+        svc.wait_http()
+        wait_for("all committed", lambda: all_committed(env), timeout=90)
+        for path in ("/health", "/ready", "/metrics"):
+            seen.append(svc.get(path)[1])
+        assert svc.stop() == 0
+        seen += [svc.stdout(), svc.stderr()]
+        assert "librdkafka" in svc.stderr(), "debug logging of librdkafka reached the log"
+    letters = env.dead_letters(2)
+    assert len(letters) == 2
+    seen += [json.dumps(letter) + json.dumps(headers) for letter, headers in letters]
+    for fmt in ("json", "text"):
+        r = subprocess.run(env.flags(*secret_flags, f"--log_format={fmt}", "--idle_timeout_seconds=1"),
+                           capture_output=True, text=True, timeout=120, env=proc_env)
+        assert r.returncode == 0, r.stderr[-3000:]
+        seen += [r.stdout, r.stderr]
+    help_run = subprocess.run([find_binary("strategy-consumer"), "--help", *secret_flags,
+                               f"--postgres_password={pg_secret}"], capture_output=True, text=True, env=proc_env)
+    assert help_run.returncode == 0 and "--http_port" in help_run.stdout
+    seen += [help_run.stdout, help_run.stderr]
+    # A bad value next to the secrets: the error names the flag, not the values.
+    bad = subprocess.run(env.flags(*secret_flags, "--batch_size=0"), capture_output=True, text=True, env=proc_env)
+    assert bad.returncode == 2
+    seen += [bad.stdout, bad.stderr]
+    everything = "\n".join(seen)
+    assert pg_secret not in everything
+    assert sasl_secret not in everything
+
+
+# ---- container and cluster ----
+
+def manifests() -> dict[str, dict]:
+    out = {}
+    for path in sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                out[doc["kind"]] = doc
+    return out
+
+
+def test_kubernetes_manifests_lint_and_say_what_operators_expect():
+    lint = subprocess.run(["yamllint", "--strict", str(ROOT / "deploy")], capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    m = manifests()
+    assert set(m) == {"ConfigMap", "Secret", "Deployment", "CronJob"}
+
+    dep = m["Deployment"]
+    assert dep["spec"]["replicas"] == 2
+    pod = dep["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["ports"] == [{"name": "http", "containerPort": 8080}]
+    live, ready = c["livenessProbe"], c["readinessProbe"]
+    assert live["httpGet"]["path"] == "/health" and ready["httpGet"]["path"] == "/ready"
+    assert (live["initialDelaySeconds"], live["periodSeconds"]) == (30, 10)
+    assert (ready["initialDelaySeconds"], ready["periodSeconds"]) == (5, 5)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+
+    cron = m["CronJob"]
+    assert cron["spec"]["schedule"] == "*/5 * * * *"
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    job_pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (jc,) = job_pod["containers"]
+    flags = dict(a.split("=", 1) for a in jc["args"])
+    assert float(flags["--idle_timeout_seconds"]) > 0 and float(flags["--max_processing_time_seconds"]) > 0
+    assert job_pod["restartPolicy"] == "Never" and job_pod["securityContext"]["runAsNonRoot"] is True
+
+    # Every setting comes from the ConfigMap and the Secret, under the names the binary reads.
+    config, secret = m["ConfigMap"]["data"], m["Secret"]["stringData"]
+    assert set(config) <= {"KAFKA_BOOTSTRAP_SERVERS", "KAFKA_TOPIC_STRATEGIES", "KAFKA_GROUP_ID", "POSTGRES_HOST",
+                           "POSTGRES_PORT", "POSTGRES_DB", "POSTGRES_USER", "BATCH_SIZE",
+                           "BATCH_TIMEOUT_SECONDS", "MAX_RETRIES"}
+    assert "POSTGRES_PASSWORD" in secret and "POSTGRES_PASSWORD" not in config
+    for container in (c, jc):
+        refs = {(next(iter(r)), next(iter(r.values()))["name"]) for r in container["envFrom"]}
+        assert refs == {("configMapRef", m["ConfigMap"]["metadata"]["name"]),
+                        ("secretRef", m["Secret"]["metadata"]["name"])}
+    # The flags in the manifests are flags the binary knows.
+    help_text = subprocess.run([find_binary("strategy-consumer"), "--help"], capture_output=True, text=True).stdout
+    for arg in c["args"] + jc["args"]:
+        assert arg.split("=", 1)[0] in help_text, arg
+
+
+def packages(name: str) -> list[str]:
+    lines = (ROOT / "deps" / name).read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+def test_dockerfile_installs_exactly_the_package_lists():
+    text = (ROOT / "Dockerfile").read_text()
+    stages = re.split(r"^FROM ", text, flags=re.M)[1:]
+    assert len(stages) == 2, "multi-stage: build, then runtime"
+    build, runtime = stages
+    assert build.startswith("debian:bookworm-slim AS build") and runtime.startswith("debian:bookworm-slim")
+    # Build stage: the project's own setup script, which installs deps/debian-packages.txt and nothing else.
+    assert re.search(r"^RUN scripts/setup\b", build, flags=re.M)
+    assert "COPY deps/ deps/" in build and "COPY scripts/ scripts/" in build
+    common = (ROOT / "scripts" / "lib" / "common.sh").read_text()
+    assert re.search(r'debian_packages\(\) \{ grep .*"\$ROOT/deps/debian-packages.txt"', common)
+    setup = (ROOT / "scripts" / "setup").read_text()
+    assert "done < <(debian_packages)" in setup and '"${missing[@]}"' in setup
+    assert re.search(r"cmake --preset default\b", build) and "--target strategy-consumer" in build
+    # Runtime stage: exactly deps/debian-runtime-packages.txt.
+    assert "COPY deps/debian-runtime-packages.txt /tmp/debian-runtime-packages.txt" in runtime
+    assert "xargs apt-get install" in runtime
+    # No package is named anywhere in the Dockerfile itself: the lists are the only source.
+    for pkg in set(packages("debian-packages.txt")) | set(packages("debian-runtime-packages.txt")):
+        assert not re.search(rf"(?<![\w.-]){re.escape(pkg)}(?![\w.-])", "\n".join(
+            line for line in text.splitlines() if line.startswith(("RUN", "    &&", "       |"))
+            and "apt-get" in line)), pkg
+    assert re.search(r"^USER 10001", runtime, flags=re.M)
+    assert re.search(r"^EXPOSE 8080$", runtime, flags=re.M)
+    assert re.search(r"^HEALTHCHECK .*\n\s+CMD curl -fsS .*http://127\.0\.0\.1:8080/health", runtime, flags=re.M)
+    assert "curl" in packages("debian-runtime-packages.txt")
+
+
+def test_runtime_package_list_provides_every_library_of_the_binary():
+    runtime = set(packages("debian-runtime-packages.txt"))
+    full = set(packages("debian-packages.txt"))
+    assert not runtime & {"build-essential", "cmake", "libgtest-dev"}, "the runtime stage has no build tools"
+    # Each runtime package is a real package of this distribution (installed here as a dependency of the list).
+    for pkg in runtime:
+        r = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True)
+        assert "install ok installed" in r.stdout, f"{pkg}: not installed on a machine set up from the list"
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]",
+                        subprocess.run(["readelf", "-d", find_binary("strategy-consumer")], capture_output=True,
+                                       text=True, check=True).stdout)
+    assert "libcpp-httplib.so.0.11" in needed
+    for lib in needed:
+        path = subprocess.run(["/sbin/ldconfig", "-p"], capture_output=True, text=True).stdout
+        match = re.search(rf"^\s+{re.escape(lib)} \(libc6,x86-64\) => (\S+)$", path, flags=re.M)
+        assert match, lib
+        owner = subprocess.run(["dpkg", "-S", os.path.realpath(match[1])], capture_output=True, text=True)
+        if owner.returncode != 0:  # merged /usr: dpkg knows the /lib path
+            owner = subprocess.run(["dpkg", "-S", os.path.realpath(match[1]).replace("/usr/lib/", "/lib/", 1)],
+                                   capture_output=True, text=True)
+        package = owner.stdout.split(":", 1)[0]
+        assert package in runtime, f"{lib} comes from {package}, which deps/debian-runtime-packages.txt lacks"
+    # Their -dev counterparts are what the full list builds with.
+    assert {"libspdlog-dev", "librdkafka-dev", "libpqxx-dev", "libcpp-httplib-dev", "libssl-dev"} <= full
