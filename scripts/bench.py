@@ -2,8 +2,8 @@
 
 Starts a throwaway PostgreSQL 15 (fsync, synchronous_commit and full_page_writes on; track_commit_timestamp on,
 so that every figure ends at a commit time PostgreSQL recorded) and the dev broker, generates N realistic
-messages (python/strategy_consumer/samples.py: 400-540 bytes, about 10% re-discoveries, a handful invalid) and
-measures, on the same messages:
+messages (the shape of python/strategy_consumer/samples.py: 400-540 bytes; about 10% re-discoveries of earlier
+strategies, the rest new; a handful invalid) and measures, on the same messages:
 
   limit     psql \\copy of exactly the rows strategy-consumer writes (strategy-bench-tool rows: the consumer's
             decode, validation, in-batch collapse and COPY encoding, batch by batch) into the temporary staging
@@ -135,7 +135,35 @@ def invalid_messages() -> list[bytes]:
 
 
 def valid_messages(n: int, seed: int, rediscover_ratio: float) -> list[bytes]:
-    return [json.dumps(m).encode() for m in samples.sample_stream(n, seed=seed, rediscover_ratio=rediscover_ratio)]
+    """n messages of the discovery pipeline's shape (samples.sample_strategy), of which about rediscover_ratio
+    re-send an earlier strategy (same symbol, type and parameters: same hash) with a new score, metrics and
+    discovery window. Every other message is a strategy not seen before: a draw that repeats an earlier one by
+    chance is drawn again (the catalog's small parameter spaces, e.g. one integer in 10..50, would otherwise make
+    more than half of a long stream repeats)."""
+    rng = random.Random(seed)
+    catalog = samples.load_catalog()
+    seen: set = set()
+    earlier: list[dict] = []
+    out = []
+    for _ in range(n):
+        if earlier and rng.random() < rediscover_ratio:
+            old = rng.choice(earlier)
+            again = samples.sample_strategy(rng, catalog, symbol=old["symbol"], strategy_type=old["strategy_type"])
+            again["parameters"] = old["parameters"]
+            out.append(json.dumps(again).encode())
+            continue
+        for _attempt in range(100):
+            s = samples.sample_strategy(rng, catalog)
+            key = (s["symbol"], s["strategy_type"], json.dumps(s["parameters"], sort_keys=True))
+            if key not in seen:
+                break
+        seen.add(key)
+        if len(earlier) < 10000:
+            earlier.append(s)
+        else:
+            earlier[rng.randrange(len(earlier))] = s
+        out.append(json.dumps(s).encode())
+    return out
 
 
 def bench_messages(n: int, seed: int) -> list[bytes]:
