@@ -27,6 +27,11 @@ PipelineObserver kNoObserver;
 // Thrown when stop() interrupts a retry: the open batch is abandoned (nothing of it was committed).
 struct Abandoned {};
 
+// How long one attempt waits for the dead letters to be acknowledged, and the slices it waits in: a stop
+// request is never kept waiting for more than a slice by an unreachable dead-letter topic.
+constexpr std::chrono::milliseconds kLetterWait{10000};
+constexpr std::chrono::milliseconds kLetterSlice{250};
+
 std::chrono::milliseconds seconds_to_ms(double s) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
 }
@@ -111,6 +116,20 @@ struct Pipeline::Impl : RebalanceListener {
     healthy = true;
     observer->recovered(what);
     spdlog::info("{} succeeded again", what);
+  }
+
+  // Waits until every dead letter sent is acknowledged; throws KafkaError (retryable) after kLetterWait, or
+  // sooner once a stop is requested.
+  void flush_letters() {
+    const auto until = Clock::now() + kLetterWait;
+    for (;;) {
+      try {
+        dlq->flush(kLetterSlice);
+        return;
+      } catch (const KafkaError&) {
+        if (stop_requested || Clock::now() >= until) throw;
+      }
+    }
   }
 
   void sleep_unless_stopped(std::chrono::milliseconds delay) {
@@ -208,7 +227,7 @@ struct Pipeline::Impl : RebalanceListener {
     ++batch_id;
     LogScope log_scope(batch_log_fields(batch_id, batch));
     // Letters first: an offset is never committed before the dead letter of its message is acknowledged.
-    retrying("deliver dead letters", [&] { dlq->flush(std::chrono::seconds(10)); });
+    retrying("deliver dead letters", [&] { flush_letters(); });
 
     const auto& entries = batch.entries();
     const auto chosen = collapse_by_hash(entries);
@@ -228,7 +247,7 @@ struct Pipeline::Impl : RebalanceListener {
                     {{"database." + r.sqlstate, "", truncate_for_reason(e.record.strategy_hash), r.message}},
                     e.source);
       }
-      dlq->flush(std::chrono::seconds(10));
+      flush_letters();
     };
 
     WriteResult result;
@@ -260,10 +279,11 @@ struct Pipeline::Impl : RebalanceListener {
     observer->batch_committed(
         {batch_id, batch.message_count(), result.inserted, result.updated, duplicates, batch_dead_letters});
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
+    // row statements: COPY+INSERT attempts, 1 unless PostgreSQL refused rows (then about 2*log2(n) per row).
     spdlog::info("batch {}: {} message(s): {} new, {} updated, {} duplicate(s) in batch, {} dead-lettered; "
-                 "offsets {}; {} ms",
+                 "{} row statement(s); offsets {}; {} ms",
                  batch_id, batch.message_count(), result.inserted, result.updated, duplicates, batch_dead_letters,
-                 describe_offsets(batch.next_offsets()), ms);
+                 result.row_statements, describe_offsets(batch.next_offsets()), ms);
     source->commit(offsets);
     reset_batch();
   }
