@@ -10,6 +10,8 @@ runs) or `full` (100,000, the issue's count). A number is taken as the message c
 
     STRATEGY_CONSUMER_FAULT_SCALE=full /usr/bin/python3 -m pytest -q -p no:cacheprovider \\
         tests/python/integration/test_faults.py
+
+The kill moments are random; the test prints its seed, and STRATEGY_CONSUMER_FAULT_SEED=<seed> repeats them.
 """
 
 from __future__ import annotations
@@ -474,6 +476,51 @@ def test_three_consumers_one_killed_fourth_joins_mid_stream(pg, kafka):
         for c in consumers:
             c.stop()
         env.close()
+
+
+def test_stale_owner_is_fenced(env):
+    """Another writer commits a partition's next messages while this consumer's transaction for them waits on the
+    offsets row (what a consumer that lost the partition in a rebalance looks like to the new owner, and the
+    reverse): the waiting transaction is rolled back, nothing is applied twice, and the consumer goes on from the
+    stored offset."""
+    prepare(env)
+    msgs = distinct_strategies(15, "fence", seed=9)
+    env.produce(msgs[:5], partition=0)
+    c = Consumer(env.flags(), "fenced")
+    other = env.pg.connect(env.database)
+    try:
+        wait_until(lambda: env.stored_offsets().get(0) == 5, 120, "the first batch")
+        other.autocommit = False
+        with other.cursor() as cur:
+            # The other writer takes the partition's offsets row first ...
+            cur.execute("SELECT next_offset FROM strategy_consumer_offsets WHERE group_id = %s AND topic = %s"
+                        " AND kafka_partition = 0 FOR UPDATE", (env.group, env.topic))
+            assert cur.fetchall() == [(5,)]
+            env.produce(msgs[5:10], partition=0)
+            # ... so the consumer's write of offsets 5..9 waits for it ...
+            wait_until(lambda: env.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                         " AND wait_event_type = 'Lock'") == [(1,)], 60, "the consumer's write to wait")
+            # ... while it applies those messages itself and moves the offset past them.
+            for m in msgs[5:10]:
+                cur.execute("INSERT INTO strategies (symbol, strategy_type, parameters, current_score, strategy_hash)"
+                            " VALUES (%s, %s, %s, %s, %s)", (m["symbol"], m["strategy_type"],
+                                                              json.dumps(m["parameters"]), m["current_score"],
+                                                              m["strategy_hash"]))
+            cur.execute("UPDATE strategy_consumer_offsets SET next_offset = 10 WHERE group_id = %s AND topic = %s"
+                        " AND kafka_partition = 0", (env.group, env.topic))
+        other.commit()
+        c.wait_for(lambda c: c.count("abandoned: offsets of topic") == 1, 60, "its batch to be fenced")
+        # It goes on from the stored offset.
+        env.produce(msgs[10:], partition=0)
+        wait_until(lambda: env.stored_offsets().get(0) == 15, 60, "the messages after the fence")
+        rc, _ = c.terminate(deadline=20)
+        assert rc == 0, c.tail()
+        counts = applied_counts(env)
+        assert counts == {m["strategy_hash"]: 1 for m in msgs}
+        assert env.stored_offsets() == {0: 15}
+    finally:
+        other.close()
+        c.stop()
 
 
 def test_poison_row_is_isolated_in_log_n_statements(env):
