@@ -35,7 +35,7 @@ import pytest
 
 from conftest import Env
 from strategy_consumer import samples
-from strategy_consumer.services import DevBroker, PostgresServer
+from strategy_consumer.services import DevBroker, PostgresServer, free_port
 
 _SCALES = {"small": 20_000, "full": 100_000}
 _scale = os.environ.get("STRATEGY_CONSUMER_FAULT_SCALE", "small").strip().lower() or "small"
@@ -162,6 +162,17 @@ def batch_lines(messages: list[str]) -> list[re.Match]:
 
 def committed_messages(c: "Consumer") -> int:
     return sum(int(m.group(2)) for m in batch_lines(c.messages()))
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
@@ -597,20 +608,24 @@ def test_dlq_failing_holds_offsets_until_the_letter_is_delivered(pg):
 
             # 1. Down, then back while the same service runs.
             kafka.command(f"down {dlq_leader}")
-            c = consumer("dlq-service", "--max_retries=0")
+            port = free_port()
+            c = consumer("dlq-service", "--max_retries=0", f"--http_port={port}", "--http_host=127.0.0.1")
             # More failures than --max_retries, and a service retries on (a drain job would give up here).
             c.wait_for(lambda c: any("deliver dead letters failed (attempt 1)" in m and "retrying in" in m
                                      for m in c.messages()), 90, "a failed delivery")
             time.sleep(1)
-            # Still running, its partitions kept all along (its coordinator is up); nothing committed, the
-            # letter's offset least of all.
+            # Still running, its partitions kept all along (its coordinator is up), not ready while it retries;
+            # nothing committed, the letter's offset least of all.
             assert c.alive() and c.count("revoked ") == 0 and c.count("giving up") == 0, c.tail()
+            status, body = http_get(port, "/ready")
+            assert status == 503 and "stalled: retrying deliver dead letters" in body, (status, body)
             assert stored() is None and env.query("SELECT count(*) FROM strategies") == [(0,)]
             held = time.time() - c.started
             kafka.command(f"up {dlq_leader}")
             back = time.time()
             wait_until(lambda: stored() == 11, 60, "the offsets after the letter was delivered")
             delivered_after = time.time() - back
+            wait_until(lambda: http_get(port, "/ready")[0] == 200, 30, "/ready once the letter was delivered")
             rc, _ = c.terminate(deadline=20)
             assert rc == 0, c.tail()
             assert {h for (h,) in env.query("SELECT strategy_hash FROM strategies")} == \
