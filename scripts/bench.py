@@ -15,7 +15,8 @@ strategies, the rest new; a handful invalid) and measures, on the same messages:
             with its own group: process start to its last commit.
   CPU path  strategy-bench-tool cpu: decode + validate + hash + encode on one thread, messages per CPU second.
   latency   a producer at a steady rate into a topic of its own while strategy-consumer runs as a service: per
-            message, from its Kafka timestamp (CreateTime, ms, set when the producer hands it to librdkafka) to
+            message after a 3 s warm-up at the same rate, from its Kafka timestamp (CreateTime, ms, set when the
+            producer hands it to librdkafka) to
             pg_xact_commit_timestamp of the transaction that stored its row (the time PostgreSQL assigns to the
             commit, just before the commit record's WAL flush). Only messages whose hash occurs once count. Run
             twice: with the consumer's defaults, and with fetch.wait.max.ms=10, because the dev broker answers a
@@ -57,6 +58,7 @@ DLQ = "bench-dlq"
 PARTITION_BYTES = 4 * 1024 * 1024  # the dev broker keeps about 5 MiB per partition; stay below
 PARTITION_MESSAGES = 90_000         # ... and 100,000 messages
 SHORT_FETCH_WAIT_MS = 10
+LATENCY_WARMUP_SECONDS = 3.0
 
 TARGETS = {
     "consumer_over_limit": (">=", 1.0),
@@ -448,7 +450,10 @@ def phase_latency(pg: PostgresServer, kafka: DevBroker, tool: str, work: Path, s
     """One latency run into its own topic, database and group, all called `name`."""
     from confluent_kafka import Producer
 
-    n = int(rate * seconds)
+    # The first seconds at the steady rate are a warm-up, not counted: the producer connecting, the consumer's
+    # first fetches after its assignment. Then `seconds` of messages are measured.
+    warmup = int(rate * LATENCY_WARMUP_SECONDS)
+    n = warmup + int(rate * seconds)
     messages = valid_messages(n, seed + 1000, 0.0)
     topic = f"bench-{name}"
     message_file = work / f"{name}-messages.bin"
@@ -514,18 +519,24 @@ def phase_latency(pg: PostgresServer, kafka: DevBroker, tool: str, work: Path, s
     seen: dict = {}
     for h in hashes:
         seen[h] = seen.get(h, 0) + 1
-    latencies = sorted(committed[h] * 1000.0 - stamps[i] for i, h in enumerate(hashes)
-                       if h != "-" and seen[h] == 1 and h in committed)
-    if not latencies:
+    per_message = [(stamps[i], committed[h] * 1000.0 - stamps[i]) for i, h in enumerate(hashes)
+                   if i >= warmup and h != "-" and seen[h] == 1 and h in committed]
+    if not per_message:
         raise RuntimeError("no latency measured")
+    latencies = sorted(lat for _, lat in per_message)
+    # When the slowest ones were produced (seconds into the run), to tell a stall from a steady state.
+    slowest = [(round((t - stamps[warmup]) / 1000.0, 2), round(lat)) for t, lat in
+               sorted(per_message, key=lambda x: -x[1])[:10]]
 
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, max(0, math.ceil(p / 100 * len(latencies)) - 1))]
 
-    return {"messages": n, "measured": len(latencies), "rate_target": rate, "consumer_args": list(extra_args),
-            "rate_achieved": n / produce_seconds, "seconds": produce_seconds, "partitions": partitions,
+    return {"messages": n - warmup, "warmup_messages": warmup, "measured": len(latencies), "rate_target": rate,
+            "consumer_args": list(extra_args),
+            "rate_achieved": n / produce_seconds, "seconds": produce_seconds * (n - warmup) / n,
+            "partitions": partitions,
             "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99), "max_ms": latencies[-1],
-            "min_ms": latencies[0], "mean_ms": sum(latencies) / len(latencies),
+            "min_ms": latencies[0], "mean_ms": sum(latencies) / len(latencies), "slowest_at_s_ms": slowest,
             "batches": batch_count(messages_of(reader.lines)),
             "load_average_at_start": load}
 
