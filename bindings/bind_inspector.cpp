@@ -3,6 +3,7 @@
 
 #include "convert.hpp"
 #include "strategy_consumer/canonical_hash.hpp"
+#include "strategy_consumer/python_rule_engine.hpp"
 #include "strategy_consumer/strategy_inspector.hpp"
 #include "strategy_consumer/timestamp.hpp"
 
@@ -23,12 +24,17 @@ Messages are JSON text. catalog: a catalog file whose types are added to or repl
            [](const StrategyInspector& self, const std::string& message) { return to_python(self.validate(message)); },
            py::arg("message"), R"doc(The reasons the message would be refused (empty: it would be stored).)doc")
       .def("inspect",
-           [](const StrategyInspector& self, const std::string& message) {
-             auto inspection = self.inspect(message, now_us());
-             return py::make_tuple(inspection.stage, to_python(inspection.reasons),
-                                   inspection.stage == "decode" ? std::string() : inspection.record.strategy_hash);
+           [](const StrategyInspector& self, const std::string& message, PythonRuleEngine* rules) {
+             auto inspection = inspect_with_rules(self, rules, message, now_us());
+             py::list warnings;
+             for (const auto& w : inspection.warnings) warnings.append(py::dict(py::arg("rule") = w.rule,
+                                                                                 py::arg("message") = w.message));
+             return py::make_tuple(inspection.stage, to_python(inspection.reasons), inspection.strategy_hash,
+                                   warnings);
            },
-           py::arg("message"), R"doc((stage, reasons, strategy_hash): stage is "" when the message is valid.)doc")
+           py::arg("message"), py::arg("rules") = nullptr,
+           R"doc((stage, reasons, strategy_hash, rule_warnings): decode, validate, then the rules (a RuleEngine)
+if given, as the pipeline does. stage is "" when the message would be stored, "rule:<name>" when a rule refused it.)doc")
       .def("validate_parameters",
            [](const StrategyInspector& self, const std::string& parameters, std::optional<std::string> type) {
              return to_python(self.validate_parameters(nlohmann::json::parse(parameters), type));

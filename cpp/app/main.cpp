@@ -3,7 +3,9 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
+#include <pybind11/embed.h>
 #include <spdlog/spdlog.h>
 
 #include "strategy_consumer/config.hpp"
@@ -12,13 +14,19 @@
 #include "strategy_consumer/logging.hpp"
 #include "strategy_consumer/metrics.hpp"
 #include "strategy_consumer/pipeline.hpp"
+#include "strategy_consumer/python_rule_engine.hpp"
 
 namespace {
 
 strategy_consumer::Pipeline* g_pipeline = nullptr;
+strategy_consumer::RuleEngine* g_rules = nullptr;
 
 extern "C" void on_signal(int) {
   if (g_pipeline) g_pipeline->stop();
+}
+
+extern "C" void on_hangup(int) {
+  if (g_rules) g_rules->request_reload();  // reloaded between batches
 }
 
 }  // namespace
@@ -37,7 +45,16 @@ int main(int argc, char** argv) {
     return 0;
   }
   configure_logging(cli.config.verbosity, parse_log_format(cli.config.log_format), cli.config.secrets());
+  // The one Python interpreter, only with --rules: started before the rules load, finalized after everything
+  // that holds Python objects is gone. Python installs no signal handlers: SIGTERM, SIGINT and SIGHUP are ours.
+  std::optional<pybind11::scoped_interpreter> python;
+  std::shared_ptr<PythonRuleEngine> rules;
   try {
+    if (!cli.config.processing.rules.empty()) {
+      python.emplace(/*init_signal_handlers=*/false, 0, nullptr, /*add_program_dir_to_path=*/false);
+      install_embedded_rules_module();
+      rules = PythonRuleEngine::from_sources(cli.config.processing.rules);
+    }
     Metrics metrics;
     Pipeline pipeline(cli.config, &metrics);
     // Serves from before the first connection: /health answers while PostgreSQL is still being waited for.
@@ -45,13 +62,20 @@ int main(int argc, char** argv) {
     if (cli.config.http.port != 0) {
       http = start_operations_server(cli.config.http, cli.config.postgres, metrics, pipeline);
     }
+    pipeline.set_rule_engine(rules);
     g_pipeline = &pipeline;
+    g_rules = rules.get();
     struct sigaction sa {};
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGINT, &sa, nullptr);
+    sa.sa_handler = on_hangup;
+    sigaction(SIGHUP, &sa, nullptr);
+    std::optional<pybind11::gil_scoped_release> no_gil;  // the engine takes the GIL once per batch
+    if (python) no_gil.emplace();
     const ExitReason reason = pipeline.run();
+    no_gil.reset();
     g_pipeline = nullptr;
     if (http) http->stop();
     const auto& c = pipeline.counters();
@@ -69,10 +93,12 @@ int main(int argc, char** argv) {
     return 0;
   } catch (const ConfigError& e) {
     g_pipeline = nullptr;
+    g_rules = nullptr;
     spdlog::error("{}", e.what());
     return 2;
   } catch (const Error& e) {
     g_pipeline = nullptr;
+    g_rules = nullptr;
     spdlog::error("{} ({})", e.what(), e.remedy());
     return 1;
   }

@@ -44,13 +44,20 @@ void Batch::clear() {
 }
 
 std::vector<std::size_t> collapse_by_hash(const std::vector<BatchEntry>& entries) {
+  return collapse_by_hash(entries, {});
+}
+
+std::vector<std::size_t> collapse_by_hash(const std::vector<BatchEntry>& entries, const std::vector<bool>& excluded) {
+  auto taking_part = [&](std::size_t i) { return excluded.empty() || !excluded[i]; };
   std::unordered_map<std::string_view, std::size_t> last;
   last.reserve(entries.size());
-  for (std::size_t i = 0; i < entries.size(); ++i) last[entries[i].record.strategy_hash] = i;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (taking_part(i)) last[entries[i].record.strategy_hash] = i;
+  }
   std::vector<std::size_t> out;
   out.reserve(last.size());
   for (std::size_t i = 0; i < entries.size(); ++i) {
-    if (last[entries[i].record.strategy_hash] == i) out.push_back(i);
+    if (taking_part(i) && last[entries[i].record.strategy_hash] == i) out.push_back(i);
   }
   return out;
 }

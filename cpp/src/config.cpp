@@ -219,6 +219,9 @@ CommandLine parse_command_line(const std::vector<std::string>& args, const Envir
       ->group(proc)->check(CLI::ExistingFile);
   app.add_flag("--allow_unknown_strategy_types", c.processing.allow_unknown_strategy_types,
                "Store strategy types the catalog does not know (their parameters are not checked)")->group(proc);
+  app.add_option("--rules", c.processing.rules,
+                 "Analyst rules in Python: a .py file, a directory of them or a module name (repeatable; README)")
+      ->group(proc)->type_name("PATH_OR_MODULE");
   const std::string ops = "Operations";
   app.add_option("--http_port", c.http.port, "Port of /health, /ready and /metrics (0: no HTTP server)")->group(ops);
   app.add_option("--http_host", c.http.host, "Address the HTTP server binds to")->group(ops);

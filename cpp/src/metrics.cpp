@@ -246,6 +246,8 @@ constexpr const char* kBrokersUp = "strategy_consumer_kafka_brokers_up";
 constexpr const char* kRuleEvaluations = "strategy_consumer_rule_evaluations_total";
 constexpr const char* kRuleRejections = "strategy_consumer_rule_rejections_total";
 constexpr const char* kRuleErrors = "strategy_consumer_rule_errors_total";
+constexpr const char* kRuleWarnings = "strategy_consumer_rule_warnings_total";
+constexpr const char* kRuleSeconds = "strategy_consumer_rule_seconds_total";
 
 double unix_seconds_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -304,10 +306,33 @@ void Metrics::register_rule(const std::string& rule) {
       registry_.describe(kRuleRejections, "Messages an analyst rule refused, by rule", MetricType::counter);
       registry_.describe(kRuleErrors, "Messages on which an analyst rule failed (raised), by rule",
                          MetricType::counter);
+      registry_.describe(kRuleWarnings, "Messages an analyst rule of severity warn flagged, by rule",
+                         MetricType::counter);
+      registry_.describe(kRuleSeconds, "Time spent in an analyst rule, by rule", MetricType::counter);
     } catch (const std::logic_error&) {
     }
   }
-  for (const char* family : {kRuleEvaluations, kRuleRejections, kRuleErrors}) registry_.add(family, {{"rule", rule}}, 0);
+  for (const char* family : {kRuleEvaluations, kRuleRejections, kRuleErrors, kRuleWarnings, kRuleSeconds}) {
+    registry_.add(family, {{"rule", rule}}, 0);
+  }
+}
+
+void Metrics::rules_evaluated(const RuleStats& totals) {
+  std::lock_guard lock(mutex_);
+  for (const auto& now : totals.rules) {
+    auto [it, added] = rule_totals_.try_emplace(now.name);
+    if (added) register_rule(now.name);
+    const RuleCounters& before = it->second;
+    const MetricLabels labels{{"rule", now.name}};
+    // A counter only grows: totals are kept across reloads by name, so a smaller value never comes.
+    auto grown = [](auto a, auto b) { return a > b ? static_cast<double>(a - b) : 0.0; };
+    registry_.add(kRuleEvaluations, labels, grown(now.evaluated, before.evaluated));
+    registry_.add(kRuleRejections, labels, grown(now.rejected, before.rejected));
+    registry_.add(kRuleErrors, labels, grown(now.errors, before.errors));
+    registry_.add(kRuleWarnings, labels, grown(now.warned, before.warned));
+    registry_.add(kRuleSeconds, labels, grown(now.seconds, before.seconds));
+    it->second = now;
+  }
 }
 
 void Metrics::rule_evaluated(const std::string& rule, RuleOutcome outcome) {

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <random>
 #include <thread>
 
@@ -14,6 +15,7 @@
 #include "strategy_consumer/metrics.hpp"
 #include "strategy_consumer/postgres_sink.hpp"
 #include "strategy_consumer/retry.hpp"
+#include "strategy_consumer/rule_engine.hpp"
 #include "strategy_consumer/strategy_inspector.hpp"
 #include "strategy_consumer/timestamp.hpp"
 
@@ -64,6 +66,7 @@ struct Pipeline::Impl : RebalanceListener {
   std::set<std::pair<TopicPartition, std::int64_t>> batch_letters_sent;
   // The stored next offset of each assigned partition, as this consumer last read or wrote it (the fence).
   std::map<TopicPartition, std::optional<std::int64_t>> expected;
+  std::shared_ptr<RuleEngine> rules;  // analyst rules, optional
   std::unique_ptr<DlqProducer> dlq;
   std::unique_ptr<KafkaSource> source;  // last: destroyed first, while the rest is still there
 
@@ -221,16 +224,38 @@ struct Pipeline::Impl : RebalanceListener {
     source->seek(positions);
   }
 
+  // The rules see every message of the batch, in one call, before duplicates collapse: each gets its own
+  // verdict whatever batch it lands in. What they refuse is dead-lettered and takes no part in the collapse (its
+  // offset still commits with the batch). Returns one flag per entry: refused.
+  std::vector<bool> apply_rules(const std::vector<BatchEntry>& entries) {
+    std::vector<const StrategyRecord*> records;
+    records.reserve(entries.size());
+    for (const auto& e : entries) records.push_back(&e.record);
+    auto outcomes = rules->evaluate(records);
+    observer->rules_evaluated(rules->stats());
+    std::vector<bool> refused(entries.size(), false);
+    for (std::size_t i = 0; i < entries.size() && i < outcomes.size(); ++i) {
+      if (!outcomes[i].rejected()) continue;
+      const std::string stage = outcomes[i].stage();
+      dead_letter(entries[i].payload, stage, std::move(outcomes[i].rejections), entries[i].source);
+      refused[i] = true;
+    }
+    return refused;
+  }
+
   void flush() {
     if (batch.empty()) return;
     const auto started = Clock::now();
     ++batch_id;
     LogScope log_scope(batch_log_fields(batch_id, batch));
+    const auto& entries = batch.entries();
+    const std::vector<bool> refused = rules ? apply_rules(entries) : std::vector<bool>{};
+    const auto chosen = collapse_by_hash(entries, refused);
+    const std::size_t duplicates =
+        entries.size() - chosen.size() - static_cast<std::size_t>(std::count(refused.begin(), refused.end(), true));
     // Letters first: an offset is never committed before the dead letter of its message is acknowledged.
     retrying("deliver dead letters", [&] { flush_letters(); });
 
-    const auto& entries = batch.entries();
-    const auto chosen = collapse_by_hash(entries);
     std::vector<const StrategyRecord*> records;
     records.reserve(chosen.size());
     for (auto i : chosen) records.push_back(&entries[i].record);
@@ -270,7 +295,6 @@ struct Pipeline::Impl : RebalanceListener {
     for (const auto& o : offsets) {
       if (auto it = expected.find({o.topic, o.partition}); it != expected.end()) it->second = o.next_offset;
     }
-    const std::size_t duplicates = entries.size() - chosen.size();
     counters.stored_new += result.inserted;
     counters.stored_updated += result.updated;
     counters.duplicate_in_batch += duplicates;
@@ -301,6 +325,7 @@ struct Pipeline::Impl : RebalanceListener {
       const bool caught_up = source->caught_up();
       const auto now = Clock::now();
       if (batch_policy.should_flush(batch.message_count(), now - batch.started(), caught_up)) flush();
+      if (rules && batch.empty()) rules->reload_if_changed();  // between batches only
       if (max_time.count() > 0 && now - start >= max_time) {
         flush();
         spdlog::info("maximum processing time reached");
@@ -348,6 +373,11 @@ ExitReason Pipeline::run() {
 }
 
 void Pipeline::stop() noexcept { impl_->stop_requested = true; }
+
+void Pipeline::set_rule_engine(std::shared_ptr<RuleEngine> rules) {
+  impl_->rules = std::move(rules);
+  if (impl_->rules) impl_->observer->rules_evaluated(impl_->rules->stats());  // the rules' series from the start
+}
 
 const PipelineCounters& Pipeline::counters() const { return impl_->counters; }
 

@@ -33,6 +33,8 @@ def main(argv: list[str]) -> int:
     worker = threading.Thread(target=work, name="strategy-consumer")
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: consumer.stop())
+    if consumer.rules is not None:  # as the binary: SIGHUP reloads the rules between batches
+        signal.signal(signal.SIGHUP, lambda *_: consumer.rules.request_reload())
     worker.start()
     while worker.is_alive():
         worker.join(0.2)

@@ -6,6 +6,7 @@ import os
 from typing import Any, Mapping, Optional, Sequence
 
 from . import _core
+from .strategy_inspector import RuleSources, rule_sources
 
 __all__ = ["Consumer", "config_to_args"]
 
@@ -34,13 +35,17 @@ class Consumer:
 
     ``run()`` consumes until ``stop()`` (from another thread) or, in drain mode, until idle; it releases the GIL
     while it works. ``run_until_idle(seconds)`` is drain mode without a flag.
+
+    ``rules``: analyst rules (strategy_consumer.rules; paths, module names, modules or @rule functions) run in
+    this interpreter, besides any ``--rules`` flag: the pipeline takes the GIL once per batch to run them.
     """
 
     def __init__(self, *, env: Optional[Mapping[str, str]] = None, args: Optional[Sequence[str]] = None,
-                 **config: Any):
+                 rules: Optional[RuleSources] = None, **config: Any):
         self._args = list(args or []) + config_to_args(config)
         self._env = dict(os.environ if env is None else env)
-        self._core = _core.Consumer(self._args, self._env)
+        self._rules = rule_sources(rules)
+        self._core = _core.Consumer(self._args, self._env, self._rules)
 
     def run(self) -> str:
         """Returns why it ended: "stopped", "idle" or "time_limit"."""
@@ -48,7 +53,7 @@ class Consumer:
 
     def run_until_idle(self, idle_seconds: float = 1.0) -> str:
         """Consumes until caught up and idle for ``idle_seconds``."""
-        drained = _core.Consumer(self._args + [f"--idle_timeout_seconds={idle_seconds}"], self._env)
+        drained = _core.Consumer(self._args + [f"--idle_timeout_seconds={idle_seconds}"], self._env, self._rules)
         self._core = drained
         return drained.run()
 
@@ -63,3 +68,15 @@ class Consumer:
     @property
     def healthy(self) -> bool:
         return self._core.healthy
+
+    @property
+    def rule_stats(self) -> dict:
+        """Per-rule counters (evaluated, rejected, warned, errors, seconds) and reloads; {} without rules."""
+        engine = self._core.rules
+        return {} if engine is None else engine.stats()
+
+    def reload_rules(self) -> None:
+        """Reload the rules between the next two batches (what SIGHUP does to the binary). Any thread."""
+        engine = self._core.rules
+        if engine is not None:
+            engine.request_reload()

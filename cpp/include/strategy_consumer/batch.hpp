@@ -57,6 +57,9 @@ class Batch {
 // Indices into `entries` of the records to write: for each strategy_hash only its LAST occurrence, in the order
 // of those last occurrences. A strategy sent twice in one batch is written once, with its latest values.
 std::vector<std::size_t> collapse_by_hash(const std::vector<BatchEntry>& entries);
+// The same among the entries not `excluded` (refused by the analyst rules; `excluded` is empty or one flag per
+// entry): a strategy's last message that was not refused is the one written.
+std::vector<std::size_t> collapse_by_hash(const std::vector<BatchEntry>& entries, const std::vector<bool>& excluded);
 
 // When a batch is written: when it is full, when it is older than the timeout, or as soon as the consumer has
 // caught up with every assigned partition (a quiet topic sees its rows at once, not after the timeout).

@@ -39,6 +39,7 @@ struct ProcessingConfig {
   std::size_t max_message_bytes = 1 << 20;
   std::string strategy_catalog;               // types added to or replacing the built-in catalog
   bool allow_unknown_strategy_types = false;  // store types the catalog does not know (their parameters unchecked)
+  std::vector<std::string> rules;             // --rules: analyst rules files, directories or modules (Python)
 
   void validate() const;
   bool drain_mode() const { return idle_timeout_seconds > 0 || max_processing_time_seconds > 0; }

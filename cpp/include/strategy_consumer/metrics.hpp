@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "strategy_consumer/rule_engine.hpp"
+
 namespace strategy_consumer {
 
 // ---- exposition format (pure) ----
@@ -112,6 +114,9 @@ class PipelineObserver {
   virtual void recovered(const std::string& /*operation*/) {}
   // librdkafka's statistics JSON (statistics.interval.ms), from the consumer.
   virtual void kafka_statistics(std::string_view /*json*/) {}
+  // The analyst rules' counters since start (rule_engine.hpp): when the engine is set, and after each batch
+  // they evaluated.
+  virtual void rules_evaluated(const RuleStats& /*totals*/) {}
 };
 
 // Per-partition consumer lag and broker state from librdkafka's statistics JSON (pure).
@@ -168,6 +173,8 @@ class Metrics : public PipelineObserver {
   void retrying(const std::string& operation) override;
   void recovered(const std::string& operation) override;
   void kafka_statistics(std::string_view json) override;
+  // Registers each rule and adds what its counters grew by since the last call.
+  void rules_evaluated(const RuleStats& totals) override;
 
  private:
   MetricsRegistry registry_;
@@ -177,6 +184,7 @@ class Metrics : public PipelineObserver {
   mutable std::mutex mutex_;  // guards the two below
   std::map<std::string, std::size_t> pending_dead_letters_;  // stage -> letters of the open batch
   std::string stalled_operation_;
+  std::map<std::string, RuleCounters> rule_totals_;  // as last seen by rules_evaluated()
 };
 
 }  // namespace strategy_consumer

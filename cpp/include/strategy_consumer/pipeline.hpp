@@ -10,6 +10,8 @@
 
 namespace strategy_consumer {
 
+class RuleEngine;  // rule_engine.hpp
+
 struct PipelineCounters {
   std::atomic<std::uint64_t> messages{0};
   std::atomic<std::uint64_t> stored_new{0};
@@ -39,6 +41,9 @@ class Pipeline {
   ExitReason run();
   // Safe from a signal handler or another thread: the loop ends after the current batch is committed.
   void stop() noexcept;
+  // Analyst rules (optional; set before run()): each batch is evaluated once before it is written, what they
+  // refuse is dead-lettered with stage rule:<name>; between batches the engine may reload.
+  void set_rule_engine(std::shared_ptr<RuleEngine> rules);
 
   const PipelineCounters& counters() const;
   // False while an operation is being retried (stalled), true once it succeeds again.

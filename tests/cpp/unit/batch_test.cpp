@@ -197,6 +197,19 @@ TEST(CollapseByHash, TheKeptEntryHasTheLatestValues) {
   EXPECT_DOUBLE_EQ(b.entries()[keep[1]].record.score, 2.0);
 }
 
+TEST(CollapseByHash, ExcludedEntriesTakeNoPart) {
+  std::vector<BatchEntry> entries;
+  const std::vector<std::string> hashes = {"a", "b", "a", "c", "a"};
+  for (std::size_t i = 0; i < hashes.size(); ++i) {
+    entries.push_back({record(hashes[i]), at("t", 0, static_cast<std::int64_t>(i)), ""});
+  }
+  // The last "a" refused: the one before it is written; "c" refused: nothing of it.
+  EXPECT_EQ(collapse_by_hash(entries, {false, false, false, true, true}), (std::vector<std::size_t>{1, 2}));
+  EXPECT_EQ(collapse_by_hash(entries, {true, true, true, true, true}), std::vector<std::size_t>{});
+  EXPECT_EQ(collapse_by_hash(entries, {}), collapse_by_hash(entries));
+  EXPECT_EQ(collapse_by_hash(entries, std::vector<bool>(5, false)), (std::vector<std::size_t>{1, 3, 4}));
+}
+
 TEST(BatchPolicy, ShouldFlush) {
   BatchPolicy policy;
   policy.max_messages = 10;

@@ -256,6 +256,38 @@ TEST(Metrics, RuleFamiliesAppearOnceARuleIsRegistered) {
   EXPECT_TRUE(has_line(text, "strategy_consumer_rule_evaluations_total{rule=\"other\"} 1"));
 }
 
+TEST(Metrics, RuleTotalsBecomeTheRuleCountersByWhatTheyGrew) {
+  Metrics m;
+  RuleStats totals;
+  totals.rules.push_back({.name = "few_trades", .severity = "reject"});
+  totals.rules.push_back({.name = "high_sharpe", .severity = "warn"});
+  m.rules_evaluated(totals);  // the engine was set: every series at 0
+  auto text = m.render();
+  for (const char* family : {"evaluations", "rejections", "errors", "warnings", "seconds"}) {
+    EXPECT_TRUE(has_line(text, std::string("strategy_consumer_rule_") + family + "_total{rule=\"few_trades\"} 0"))
+        << family;
+  }
+  totals.rules[0].evaluated = 100;
+  totals.rules[0].rejected = 7;
+  totals.rules[0].errors = 1;
+  totals.rules[0].seconds = 0.25;
+  totals.rules[1].evaluated = 100;
+  totals.rules[1].warned = 3;
+  m.rules_evaluated(totals);
+  totals.rules[0].evaluated = 150;
+  totals.rules[0].rejected = 9;
+  totals.rules[0].seconds = 0.5;
+  totals.rules[1].evaluated = 150;
+  m.rules_evaluated(totals);
+  text = m.render();
+  EXPECT_TRUE(has_line(text, "strategy_consumer_rule_evaluations_total{rule=\"few_trades\"} 150"));
+  EXPECT_TRUE(has_line(text, "strategy_consumer_rule_rejections_total{rule=\"few_trades\"} 9"));
+  EXPECT_TRUE(has_line(text, "strategy_consumer_rule_errors_total{rule=\"few_trades\"} 1"));
+  EXPECT_TRUE(has_line(text, "strategy_consumer_rule_seconds_total{rule=\"few_trades\"} 0.5"));
+  EXPECT_TRUE(has_line(text, "strategy_consumer_rule_warnings_total{rule=\"high_sharpe\"} 3"));
+  EXPECT_TRUE(has_line(text, "strategy_consumer_rule_rejections_total{rule=\"high_sharpe\"} 0"));
+}
+
 TEST(Metrics, HeartbeatAndAssignment) {
   Metrics m;
   const auto before = m.last_heartbeat();
