@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import subprocess
 import sys
 import time
@@ -12,10 +13,11 @@ import uuid
 from collections import Counter
 
 from strategy_consumer import samples
-from strategy_consumer.services import DevBroker, PostgresServer, find_binary, produce
+from strategy_consumer.services import DevBroker, PostgresServer, find_binary, produce, repo_root
 
 TOPIC = "discovered-strategies"
 DLQ = "strategy-consumer-dlq"
+RULES = repo_root() / "examples" / "rules"  # the analysts' rules the service runs (README: Analyst rules)
 
 
 def invalid_messages() -> list:
@@ -42,17 +44,28 @@ def invalid_messages() -> list:
     ]
 
 
-def read_dead_letters(bootstrap: str, expected: int, timeout: float = 15) -> list[dict]:
+def rule_breakers() -> list:
+    """Valid for the catalog, but refused by an example analyst rule (examples/rules/)."""
+    perfect = samples.sample_strategy(random.Random(1), samples.load_catalog(), strategy_type="PIVOT")
+    perfect["performance_metrics"].update(win_rate=0.99, total_trades=240)
+    inverted = samples.sample_strategy(random.Random(2), samples.load_catalog(), strategy_type="DOUBLE_EMA_CROSSOVER")
+    inverted["parameters"].update(shortEmaPeriod=28, longEmaPeriod=12)
+    return [perfect, inverted]
+
+
+def read_dead_letters(bootstrap: str, at_least: int, timeout: float = 15, quiet: float = 2) -> list[dict]:
+    """Every letter on the topic: at least `at_least`, then until none came for `quiet` seconds."""
     from confluent_kafka import Consumer
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"demo-{uuid.uuid4().hex[:6]}",
                   "auto.offset.reset": "earliest", "enable.auto.commit": False})
     c.subscribe([DLQ])
-    letters, deadline = [], time.time() + timeout
-    while len(letters) < expected and time.time() < deadline:
+    letters, deadline, last = [], time.time() + timeout, time.time()
+    while time.time() < deadline and (len(letters) < at_least or time.time() - last < quiet):
         m = c.poll(0.5)
         if m is not None and not m.error():
             letters.append(json.loads(m.value()))
+            last = time.time()
     c.close()
     return letters
 
@@ -79,16 +92,17 @@ def main() -> int:
         bad = invalid_messages()
         stream = valid[:]
         rng = random.Random(args.seed)
-        for b in bad:  # spread the bad ones through the stream
+        for b in bad + rule_breakers():  # spread the bad ones through the stream
             stream.insert(rng.randrange(len(stream)), b)
         t0 = time.time()
         produce(kafka.bootstrap, TOPIC, stream)
         print(f"Published {len(stream)} messages to {TOPIC} at {kafka.bootstrap} "
-              f"({len(valid)} strategies incl. re-discoveries, {len(bad)} invalid) in {time.time() - t0:.1f} s")
+              f"({len(valid)} strategies incl. re-discoveries, {len(bad)} invalid, {len(stream) - len(valid) - len(bad)}"
+              f" that break an analyst rule) in {time.time() - t0:.1f} s")
 
         cmd = [find_binary("strategy-consumer"), f"--kafka_bootstrap_servers={kafka.bootstrap}",
                *pg.flags(db), "--idle_timeout_seconds=2", "--max_processing_time_seconds=300",
-               "--http_port=0", "--log_format=text"]
+               "--http_port=0", "--log_format=text", f"--rules={RULES}"]
         print("Running: " + " ".join(cmd[:1] + [a for a in cmd[1:]]))
         t0 = time.time()
         result = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
@@ -125,9 +139,21 @@ def main() -> int:
         letters = read_dead_letters(kafka.bootstrap, len(bad))
         reasons = Counter(r["rule"] for letter in letters for r in letter["reasons"])
         print(f"\n{len(letters)} message(s) dead-lettered to {DLQ}:")
-        for letter in letters:
-            print(f"  {letter['source_topic']}[{letter['source_partition']}]@{letter['source_offset']}"
-                  f" stage={letter['stage']}: {letter['error'][:110]}")
+        shown = Counter()
+        for letter in letters:  # every decode/validate refusal; two examples of each analyst rule
+            shown[letter["stage"]] += 1
+            if not letter["stage"].startswith("rule:") or shown[letter["stage"]] <= 2:
+                print(f"  {letter['source_topic']}[{letter['source_partition']}]@{letter['source_offset']}"
+                      f" stage={letter['stage']}: {letter['error'][:110]}")
+        for stage, n in sorted(shown.items()):
+            if stage.startswith("rule:") and n > 2:
+                print(f"  ... and {n - 2} more at stage {stage}")
+        # Logged one by one up to 10 per rule and batch, then summed up.
+        warned = re.findall(r"rule (\S+) warns about strategy \w+ \(([^)]*)\): (.*?)(?: \[.*)?$", result.stderr, re.M)
+        more = sum(int(n) for n in re.findall(r"rule \S+: (\d+) more warning", result.stderr))
+        print(f"{len(warned) + more} strategies stored with a warning of an example rule, e.g.:")
+        for name, strategy, message in warned[:2]:
+            print(f"  {name} ({strategy}): {message[:100]}")
         table("Rejections by rule", ["rule", "count"], sorted(reasons.items(), key=lambda kv: -kv[1]))
         conn.close()
     print("\nStopped PostgreSQL and the broker.")
