@@ -3,8 +3,11 @@ inserted (counts, order, the catalog's ranges, the inspector's warnings)."""
 
 from __future__ import annotations
 
+import os
+import re
 from collections import Counter
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,6 +16,7 @@ import pytest
 from strategy_consumer import DatabaseError, analysis
 from strategy_consumer.errors import ConfigError
 from strategy_consumer.postgres_client import PostgresClient
+from strategy_consumer.rules import RuleSet, rule
 from strategy_consumer.strategy_inspector import StrategyInspector, strategy_hash
 from strategy_consumer.testing import create_test_strategies, create_test_strategy, free_port
 
@@ -262,3 +266,250 @@ def test_classify_warning_and_labels():
     assert analysis.axis_label("max_drawdown").startswith("max drawdown (")
     assert analysis.axis_label("param_signalPeriod") == "signalPeriod (parameter value, catalog units)"
     assert set(analysis.__all__) <= set(dir(analysis))
+
+
+# ---- analyst rules over the stored strategies ----
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLE_RULES = ["crossover_periods_inverted", "too_few_trades", "suspiciously_perfect_win_rate",
+                 "drawdown_large_for_return"]  # examples/rules: parameters.py, then quality.py
+PF_LIMIT = 1.0
+
+
+@rule(description="a profit factor below 1 with a positive total return")
+def profit_factor_contradicts_return(s):
+    pf, ret = s.metric("profit_factor"), s.metric("total_return")
+    if pf is not None and ret is not None and pf < 1 and ret > 0:
+        return f"profit factor {pf} with a total return of {ret}"
+
+
+@rule(severity="warn")
+def short_window(s):
+    """discovered over less than two weeks"""
+    return (s.discovery_end_time - s.discovery_start_time).days >= 14
+
+
+@rule
+def raises_on_pivot(s):
+    """fails on PIVOT"""
+    return 1 / 0 if s.strategy_type == "PIVOT" else None
+
+
+@rule
+def reads_a_notebook_global(s):
+    return s.metric("profit_factor", 2.0) >= PF_LIMIT
+
+
+def _plain(s):
+    return None
+
+
+MY_RULES = [profit_factor_contradicts_return, short_window, raises_on_pivot]
+ERROR = re.compile(r"ZeroDivisionError: division by zero \(at test_analysis\.py:\d+ in raises_on_pivot\)")
+
+
+def _window_days(m: dict) -> int:
+    start, end = (datetime.fromisoformat(m[k].replace("Z", "+00:00"))
+                  for k in ("discovery_start_time", "discovery_end_time"))
+    return (end - start).days
+
+
+@pytest.fixture(scope="module")
+def inspector():
+    return StrategyInspector(rules=[analysis.example_rules_path(), *MY_RULES])
+
+
+@pytest.fixture(scope="module")
+def verdicts(frame, inspector):
+    return analysis.evaluate_rules(frame, inspector)
+
+
+def test_example_rules_path(tmp_path, monkeypatch):
+    assert analysis.example_rules_path() == ROOT / "examples" / "rules"
+    assert RuleSet.load([analysis.example_rules_path()]).names == EXAMPLE_RULES
+    # An installed package: found above the working directory (a notebook runs in notebooks/), else an error.
+    monkeypatch.setattr(analysis, "__file__", str(tmp_path / "site-packages" / "strategy_consumer" / "analysis.py"))
+    monkeypatch.chdir(ROOT / "notebooks")
+    assert analysis.example_rules_path() == ROOT / "examples" / "rules"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="examples/rules not found"):
+        analysis.example_rules_path()
+
+
+def test_evaluate_rules_one_verdict_per_stored_strategy(seeded, frame, verdicts, inspector):
+    assert inspector.rules == EXAMPLE_RULES + [r.name for r in MY_RULES]
+    assert list(verdicts.columns) == list(analysis.VERDICT_COLUMNS)
+    assert list(verdicts["strategy_hash"]) == list(frame["strategy_hash"])  # the frame's order, stored hashes
+    assert list(verdicts["strategy_id"]) == list(frame["strategy_id"])
+    assert verdicts["rejected"].dtype == bool and verdicts["rejected"].equals(verdicts["stage"] != "")
+    # Every stored strategy, against the same rules evaluated in pure Python on the message as inserted.
+    in_python = RuleSet([*RuleSet.load([analysis.example_rules_path()]).rules, *MY_RULES])
+    for _, v in verdicts.iterrows():
+        issues = in_python.check(seeded.stored[v["strategy_hash"]])
+        refusals = [i for i in issues if i.severity == "reject"]
+        warnings = [i for i in issues if i.severity == "warn"]
+        assert v["rejected_by"] == tuple(i.rule for i in refusals)
+        assert v["reasons"] == tuple(i.message for i in refusals)
+        assert v["warned_by"] == tuple(i.rule for i in warnings)
+        assert v["warnings"] == tuple(i.message for i in warnings)
+        assert v["stage"] == (f"rule:{refusals[0].rule}" if refusals else "")
+        assert (v["rule"], v["reason"]) == ((refusals[0].rule, refusals[0].message) if refusals else ("", ""))
+
+
+def test_evaluate_rules_rejects_exactly_what_breaks_a_rule(seeded, verdicts):
+    by_hash = verdicts.set_index("strategy_hash")
+    refused_by = {name: set(by_hash.index[by_hash["rejected_by"].map(lambda r, n=name: n in r)])
+                  for name in ("profit_factor_contradicts_return", "too_few_trades", "raises_on_pivot")}
+    pf = {h for h, m in seeded.stored.items()
+          if m["performance_metrics"]["profit_factor"] < 1 and m["performance_metrics"]["total_return"] > 0}
+    assert pf and refused_by["profit_factor_contradicts_return"] == pf
+    for h in pf:
+        metrics = seeded.stored[h]["performance_metrics"]
+        reasons = dict(zip(by_hash.at[h, "rejected_by"], by_hash.at[h, "reasons"]))
+        assert reasons["profit_factor_contradicts_return"] == (
+            f"profit factor {metrics['profit_factor']} with a total return of {metrics['total_return']}")
+    few = {h for h, m in seeded.stored.items() if m["performance_metrics"]["total_trades"] < 30}
+    assert refused_by["too_few_trades"] == few
+    pivots = {h for h, m in seeded.stored.items() if m["strategy_type"] == "PIVOT"}
+    assert pivots and refused_by["raises_on_pivot"] == pivots  # a rule that raises refuses, with where it raised
+    assert all(ERROR.fullmatch(dict(zip(r, t))["raises_on_pivot"])
+               for r, t in zip(by_hash.loc[sorted(pivots), "rejected_by"], by_hash.loc[sorted(pivots), "reasons"]))
+
+    # The seeded outliers, exactly as the service would dead-letter them.
+    few_trades = by_hash.loc[Seeded.hash(seeded.outliers["few_trades"])]
+    assert (few_trades["stage"], few_trades["rule"], few_trades["reason"]) == (
+        "rule:too_few_trades", "too_few_trades", "12 trades: a score from fewer than 30 trades is noise")
+    perfect = by_hash.loc[Seeded.hash(seeded.outliers["high_win_rate"])]
+    assert perfect["stage"] == "rule:suspiciously_perfect_win_rate"
+    assert perfect["reasons"] == ("win rate 95% over 150 trades: real strategies do not win that often; check the "
+                                  "backtest for look-ahead bias",)
+    assert not by_hash.at[Seeded.hash(seeded.outliers["high_sharpe"]), "rejected"]  # no rule covers it
+
+
+def test_evaluate_rules_warnings(seeded, verdicts):
+    by_hash = verdicts.set_index("strategy_hash")
+    short = {h for h, m in seeded.stored.items() if _window_days(m) < 14}
+    warned = set(by_hash.index[by_hash["warned_by"].map(lambda w: "short_window" in w)])
+    assert short and warned == short
+    # A warn rule that returns False warns with its description; the strategy is stored unless a rule refuses.
+    assert {dict(zip(w, t))["short_window"] for w, t in
+            zip(by_hash.loc[sorted(short), "warned_by"], by_hash.loc[sorted(short), "warnings"])} == {
+        "discovered over less than two weeks"}
+    stored_with_warning = by_hash[~by_hash["rejected"] & (by_hash["warned_by"].str.len() > 0)]
+    assert len(stored_with_warning) and (stored_with_warning["stage"] == "").all()
+    drawdown = {h for h, m in seeded.stored.items()
+                if m["performance_metrics"]["total_return"] > 0
+                and -m["performance_metrics"]["max_drawdown"] > 3 * m["performance_metrics"]["total_return"]}
+    assert set(by_hash.index[by_hash["warned_by"].map(lambda w: "drawdown_large_for_return" in w)]) == drawdown
+
+
+def test_evaluate_rules_catalog_first(frame):
+    rows = frame[frame["strategy_type"] == "MACD_CROSSOVER"].head(2).copy()
+    rows.at[rows.index[0], "parameters"] = {"shortEmaPeriod": 40, "longEmaPeriod": 26, "signalPeriod": 9}
+    got = analysis.evaluate_rules(rows, [profit_factor_contradicts_return, short_window])  # sources are enough
+    first = got.iloc[0]
+    assert (first["stage"], first["rule"]) == ("validate", "parameters.range")
+    assert "outside the catalog's range" in first["reason"] and first["warned_by"] == ()  # no rule ran on it
+    summary = analysis.rule_summary(got)
+    assert (summary["evaluated"] == 1).all()  # the refused one is not counted as evaluated by the rules
+    empty = analysis.evaluate_rules(frame.iloc[:0], [short_window])
+    assert empty.empty and list(empty.columns) == list(analysis.VERDICT_COLUMNS)
+
+
+def test_rule_summary_counts(seeded, verdicts, inspector):
+    summary = analysis.rule_summary(verdicts, inspector)
+    assert list(summary.index) == inspector.rules  # every rule in force, in order, zeros included
+    assert list(summary["severity"]) == ["reject", "reject", "reject", "warn", "reject", "warn", "reject"]
+    assert summary.loc["profit_factor_contradicts_return", "description"] == (
+        "a profit factor below 1 with a positive total return")
+    assert (summary["evaluated"] == len(seeded.stored)).all()
+    for name in summary.index:
+        assert summary.loc[name, "rejected"] == verdicts["rejected_by"].map(lambda r: name in r).sum()
+        assert summary.loc[name, "warned"] == verdicts["warned_by"].map(lambda w: name in w).sum()
+        assert summary.loc[name, "first"] == (verdicts["stage"] == f"rule:{name}").sum()
+        assert summary.loc[name, "share"] == pytest.approx(
+            (summary.loc[name, "rejected"] + summary.loc[name, "warned"]) / len(seeded.stored))
+    assert summary["first"].sum() == verdicts["rejected"].sum()
+    assert summary.loc["raises_on_pivot", "rejected"] == sum(m["strategy_type"] == "PIVOT"
+                                                             for m in seeded.stored.values())
+    assert summary.loc["short_window", "rejected"] == 0 and summary.loc["short_window", "warned"] > 0
+    bare = analysis.rule_summary(verdicts)  # without the inspector: the rules that said something, busiest first
+    totals = bare["rejected"] + bare["warned"]
+    assert list(totals) == sorted(totals, reverse=True) and (totals > 0).all()
+    assert bare.loc["short_window", "severity"] == "warn" and bare.loc["too_few_trades", "severity"] == "reject"
+
+
+def test_rejections_by(seeded, verdicts):
+    by_type = analysis.rejections_by(verdicts)
+    pairs = Counter((t, name) for t, names in zip(verdicts["strategy_type"], verdicts["rejected_by"]) for name in names)
+    assert int(by_type.to_numpy().sum()) == sum(pairs.values())
+    for (t, name), n in pairs.items():
+        assert by_type.loc[t, name] == n
+    assert list(by_type.sum(axis=1)) == sorted(by_type.sum(axis=1), reverse=True)
+    assert list(by_type.sum()) == sorted(by_type.sum(), reverse=True)
+    assert by_type.loc["PIVOT", "raises_on_pivot"] == sum(m["strategy_type"] == "PIVOT" for m in seeded.stored.values())
+    warned = analysis.rejections_by(verdicts, "symbol", warnings=True)
+    assert set(warned.columns) == {"short_window", "drawdown_large_for_return"}
+    assert int(warned.to_numpy().sum()) == int(verdicts["warned_by"].str.len().sum())
+    nothing = analysis.rejections_by(verdicts[~verdicts["rejected"]])
+    assert nothing.empty
+
+
+def test_write_rules_file_round_trips_through_the_service_loader(tmp_path, frame, verdicts):
+    path = analysis.write_rules_file([profit_factor_contradicts_return, short_window], tmp_path / "team" / "mine.py",
+                                     docstring="Team rules.")
+    assert path == (tmp_path / "team" / "mine.py").resolve() and path.is_file()
+    text = path.read_text()
+    assert text.startswith('"""Team rules."""\n\nfrom strategy_consumer.rules import rule\n')
+    assert '@rule(description="a profit factor below 1 with a positive total return")\n' in text
+    assert '@rule(severity="warn")\ndef short_window(s):\n' in text
+    assert RuleSet.load([path]).names == ["profit_factor_contradicts_return", "short_window"]
+    assert [p.name for p in path.parent.iterdir()] == ["mine.py"]  # no temporary file left behind
+    # The file says what the functions said, through the same engine.
+    from_file = analysis.evaluate_rules(frame, StrategyInspector(rules=[path]))
+    keep = {"profit_factor_contradicts_return", "short_window"}
+    for column, names in (("rejected_by", "reasons"), ("warned_by", "warnings")):
+        expected = [tuple(t for r, t in zip(rs, ts) if r in keep) for rs, ts in zip(verdicts[column], verdicts[names])]
+        assert list(from_file[names]) == expected
+    # A second write replaces the file.
+    analysis.write_rules_file(short_window, path)
+    assert RuleSet.load([path]).names == ["short_window"]
+    assert path.read_text().startswith('"""Analyst rules: short_window."""\n')
+
+
+def test_write_rules_file_refuses_what_the_file_could_not_run(tmp_path):
+    target = tmp_path / "r.py"
+    with pytest.raises(ValueError, match="reads PF_LIMIT, which the file would not define"):
+        analysis.write_rules_file([reads_a_notebook_global], target)
+    assert not target.exists()
+    analysis.write_rules_file([reads_a_notebook_global], target, preamble="PF_LIMIT = 1.0")
+    assert RuleSet.load([target]).check(create_test_strategy()) == []
+    with pytest.raises(ValueError, match="no @rule decorator"):
+        analysis.write_rules_file([rule(_plain)], tmp_path / "plain.py")
+    with pytest.raises(TypeError, match="not a rule"):
+        analysis.write_rules_file([_plain], tmp_path / "plain.py")
+    with pytest.raises(ValueError, match="must end in .py"):
+        analysis.write_rules_file([short_window], tmp_path / "rules.txt")
+    with pytest.raises(ValueError, match="no rules"):
+        analysis.write_rules_file([], target)
+
+
+def test_rules_directory(tmp_path):
+    chosen = analysis.rules_directory(environ={analysis.RULES_DIR_VARIABLE: str(tmp_path / "a" / "b")})
+    assert chosen == tmp_path / "a" / "b" and chosen.is_dir()
+    assert analysis.rules_directory(tmp_path / "c", environ={analysis.RULES_DIR_VARIABLE: "/nowhere"}) == tmp_path / "c"
+    fresh, other = analysis.rules_directory(environ={}), analysis.rules_directory(environ={})
+    try:
+        assert fresh.is_dir() and fresh != other and not list(fresh.iterdir())
+        assert not fresh.is_relative_to(ROOT)
+    finally:
+        os.rmdir(fresh)
+        os.rmdir(other)
+
+
+def test_rules_command_line():
+    assert analysis.rules_command_line(["/etc/rules/a b.py", Path("examples/rules"), "team.rules"]) == (
+        "strategy-consumer --rules '/etc/rules/a b.py' --rules examples/rules --rules team.rules")
+    assert analysis.rules_command_line([], binary="/opt/bin/strategy-consumer") == "/opt/bin/strategy-consumer"
+    with pytest.raises(TypeError, match="write_rules_file"):
+        analysis.rules_command_line([short_window])

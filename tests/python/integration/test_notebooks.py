@@ -1,5 +1,6 @@
 """Every notebooks/*.ipynb, executed headless (nbclient, Debian's python3 kernel) against a throwaway PostgreSQL
-seeded with realistic strategies: no cell may fail and each notebook must draw at least one plot."""
+seeded with realistic strategies: no cell may fail and each notebook must draw at least one plot. Rules files a
+notebook saves go to a temporary directory ($STRATEGY_CONSUMER_RULES_DIR), never into the source tree."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 
 from strategy_consumer import samples
+from strategy_consumer.analysis import RULES_DIR_VARIABLE
 from strategy_consumer.postgres_client import PostgresClient
+from strategy_consumer.rules import RuleSet
 from strategy_consumer.testing import create_test_strategy
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -60,9 +63,10 @@ def kernel_manager(tmp_path: Path) -> AsyncKernelManager:
     return AsyncKernelManager(kernel_name="python3", kernel_spec_manager=specs)
 
 
-def kernel_environment(database: dict) -> dict:
+def kernel_environment(database: dict, rules_dir: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "JPY_", "DISPLAY"))}
     env.update(database)
+    env[RULES_DIR_VARIABLE] = str(rules_dir)  # where 03-rule-authoring saves its rules file
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "python"), *filter(None, [os.environ.get("PYTHONPATH")])])
     env["MPLBACKEND"] = "Agg"  # never a GUI; the notebooks' %matplotlib inline renders PNGs through Agg
     env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # ipykernel's debugger warns on stderr otherwise
@@ -80,7 +84,8 @@ def test_notebook_executes_and_plots(path, database, tmp_path):
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, km=kernel_manager(tmp_path), timeout=120, allow_errors=False,
                             resources={"metadata": {"path": str(ROOT / "notebooks")}})
-    client.execute(env=kernel_environment(database))  # raises CellExecutionError naming the cell on any error
+    rules_dir = tmp_path / "rules"
+    client.execute(env=kernel_environment(database, rules_dir))  # raises CellExecutionError naming the failing cell
 
     errors = [out for cell in nb.cells for out in cell.get("outputs", []) if out.get("output_type") == "error"]
     assert not errors
@@ -91,7 +96,15 @@ def test_notebook_executes_and_plots(path, database, tmp_path):
         out.mkdir(parents=True, exist_ok=True)
         for i, png in enumerate(pngs, 1):
             (out / f"{path.stem}-{i}.png").write_bytes(png)
+    if path.stem == "03-rule-authoring":
+        # The file it saved is where the environment said, and loads as the service would load it.
+        saved = sorted(rules_dir.glob("*.py"))
+        assert [p.name for p in saved] == ["backtest_consistency.py"]
+        assert RuleSet.load(saved).names == ["profit_factor_contradicts_return", "short_discovery_window"]
+        text = "\n".join(o.get("text", "") for cell in nb.cells for o in cell.get("outputs", []))
+        assert f"strategy-consumer --rules {ROOT / 'examples' / 'rules'} --rules {saved[0]}" in text
 
 
 def test_there_are_notebooks():
-    assert [p.name for p in NOTEBOOKS][:2] == ["01-strategy-overview.ipynb", "02-parameter-landscape.ipynb"]
+    assert [p.name for p in NOTEBOOKS][:3] == ["01-strategy-overview.ipynb", "02-parameter-landscape.ipynb",
+                                               "03-rule-authoring.ipynb"]
