@@ -4,6 +4,9 @@
 // and with Python: json.dumps(d, sort_keys=True, separators=(",", ":"), ensure_ascii=False).
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdint>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -128,6 +131,90 @@ TEST(CanonicalStrategyHash, LowerCaseHex) {
   const std::string h = canonical_strategy_hash("A", "B", json::object());
   ASSERT_EQ(h.size(), 64u);
   for (char c : h) EXPECT_TRUE((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) << h;
+}
+
+// canonical_json writes the canonical form directly; this is its definition spelled out the slow way (a normalised
+// copy, then json::dump), to check the two agree on every kind of value.
+json normalised_copy(const json& v) {
+  switch (v.type()) {
+    case json::value_t::object: {
+      json out = json::object();
+      for (const auto& [k, item] : v.items()) out[k] = normalised_copy(item);
+      return out;
+    }
+    case json::value_t::array: {
+      json out = json::array();
+      for (const auto& item : v) out.push_back(normalised_copy(item));
+      return out;
+    }
+    case json::value_t::number_float: {
+      const double d = v.get<double>();
+      if (std::isfinite(d) && std::trunc(d) == d && std::fabs(d) < 9007199254740992.0) {
+        return json(static_cast<std::int64_t>(d));
+      }
+      return v;
+    }
+    case json::value_t::number_unsigned: {
+      const auto u = v.get<std::uint64_t>();
+      if (u <= static_cast<std::uint64_t>(INT64_MAX)) return json(static_cast<std::int64_t>(u));
+      return v;
+    }
+    default:
+      return v;
+  }
+}
+
+json random_value(std::mt19937_64& rng, int depth) {
+  static const std::vector<double> kDoubles = {0.0,  -0.0,    1.0,    -1.0,   0.5,     2.5e-7, 1e-5,   1e15,
+                                               1e16, 1e21,    1e300,  -1e-300, 123.456, 0.1,    4503599627370496.5,
+                                               9007199254740991.0, 9007199254740992.0, -9007199254740992.0,
+                                               18446744073709551616.0, 72.35, 27.9, 1.7976931348623157e308};
+  static const std::vector<std::string> kStrings = {"", "BTC/USD", "a\"b", "back\\slash", "tab\there", "ctl\x01\x1f",
+                                                    "del\x7f", "€uro", "é", "newline\n", "/slash"};
+  std::uniform_int_distribution<int> kind(0, depth > 3 ? 6 : 8);
+  switch (kind(rng)) {
+    case 0: return json(nullptr);
+    case 1: return json(rng() % 2 == 0);
+    case 2: return json(static_cast<std::int64_t>(rng()) >> (rng() % 64));
+    case 3: return json(static_cast<std::uint64_t>(rng()) >> (rng() % 64));
+    case 4: return json(kDoubles[rng() % kDoubles.size()] * ((rng() % 2) ? 1 : -1));
+    case 5: return json(std::ldexp(static_cast<double>(rng() % 100000), static_cast<int>(rng() % 80) - 40));
+    case 6: return json(kStrings[rng() % kStrings.size()]);
+    case 7: {
+      json a = json::array();
+      for (int i = static_cast<int>(rng() % 4); i > 0; --i) a.push_back(random_value(rng, depth + 1));
+      return a;
+    }
+    default: {
+      json o = json::object();
+      for (int i = static_cast<int>(rng() % 5); i > 0; --i) {
+        o[kStrings[rng() % kStrings.size()] + std::to_string(rng() % 3)] = random_value(rng, depth + 1);
+      }
+      return o;
+    }
+  }
+}
+
+TEST(CanonicalJson, AgreesWithNormalisedDump) {
+  std::mt19937_64 rng(20241115);
+  for (int i = 0; i < 5000; ++i) {
+    const json v = random_value(rng, 0);
+    const std::string expected = normalised_copy(v).dump();
+    ASSERT_EQ(canonical_json(v), expected) << v.dump();
+    json doc = json::object();
+    doc["parameters"] = v;
+    doc["strategy_type"] = "T\"" + std::to_string(i);
+    doc["symbol"] = "S€";
+    ASSERT_EQ(canonical_strategy_hash("S€", "T\"" + std::to_string(i), v), sha256_hex(normalised_copy(doc).dump()))
+        << v.dump();
+  }
+}
+
+TEST(CanonicalJson, InvalidUtf8IsRefusedLikeDump) {
+  const json bad = json(std::string("\xff"));
+  EXPECT_THROW(bad.dump(), json::type_error);
+  EXPECT_THROW(canonical_json(bad), json::type_error);
+  EXPECT_THROW(canonical_strategy_hash("S", std::string("\xc3"), json::object()), json::type_error);
 }
 
 }  // namespace
