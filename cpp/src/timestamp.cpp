@@ -78,7 +78,7 @@ std::optional<std::int64_t> parse_rfc3339_us(std::string_view s) {
   return secs * 1000000 + micros;
 }
 
-std::string format_timestamp_us(std::int64_t us) {
+void append_timestamp_us(std::string& out, std::int64_t us) {
   std::int64_t secs = us / 1000000;
   std::int64_t frac = us % 1000000;
   if (frac < 0) frac += 1000000, secs -= 1;
@@ -95,12 +95,46 @@ std::string format_timestamp_us(std::int64_t us) {
   const unsigned mp = (5 * doy + 2) / 153;
   const unsigned d = doy - (153 * mp + 2) / 5 + 1;
   const unsigned m = mp < 10 ? mp + 3 : mp - 9;
-  char buf[48];
-  int n = std::snprintf(buf, sizeof buf, "%04lld-%02u-%02u %02lld:%02lld:%02lld", static_cast<long long>(y + (m <= 2)),
-                        m, d, static_cast<long long>(rem / 3600), static_cast<long long>(rem % 3600 / 60),
-                        static_cast<long long>(rem % 60));
-  if (frac != 0) std::snprintf(buf + n, sizeof buf - n, ".%06lld", static_cast<long long>(frac));
-  return buf;
+  const std::int64_t year = y + (m <= 2);
+  const auto hour = rem / 3600, minute = rem % 3600 / 60, second = rem % 60;
+  if (year < 0 || year > 9999) {  // rare: let printf spell the sign and the extra digits
+    char buf[48];
+    int n = std::snprintf(buf, sizeof buf, "%04lld-%02u-%02u %02lld:%02lld:%02lld", static_cast<long long>(year), m,
+                          d, static_cast<long long>(hour), static_cast<long long>(minute),
+                          static_cast<long long>(second));
+    if (frac != 0) n += std::snprintf(buf + n, sizeof buf - n, ".%06lld", static_cast<long long>(frac));
+    out.append(buf, static_cast<std::size_t>(n));
+    return;
+  }
+  // "YYYY-MM-DD HH:MM:SS[.ffffff]" written digit by digit: printf's format parsing costs more than the rest.
+  char buf[26];
+  auto put = [&](std::size_t at, std::int64_t value, int width) {
+    for (int i = width - 1; i >= 0; --i, value /= 10) buf[at + static_cast<std::size_t>(i)] = static_cast<char>('0' + value % 10);
+  };
+  put(0, year, 4);
+  buf[4] = '-';
+  put(5, m, 2);
+  buf[7] = '-';
+  put(8, d, 2);
+  buf[10] = ' ';
+  put(11, hour, 2);
+  buf[13] = ':';
+  put(14, minute, 2);
+  buf[16] = ':';
+  put(17, second, 2);
+  std::size_t n = 19;
+  if (frac != 0) {
+    buf[19] = '.';
+    put(20, frac, 6);
+    n = 26;
+  }
+  out.append(buf, n);
+}
+
+std::string format_timestamp_us(std::int64_t us) {
+  std::string out;
+  append_timestamp_us(out, us);
+  return out;
 }
 
 std::int64_t now_us() {

@@ -4,6 +4,8 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json.hpp>
+
 #include "strategy_consumer/strategy.hpp"
 
 namespace strategy_consumer {
@@ -18,5 +20,8 @@ void append_copy_field(std::string& out, std::string_view text);
 void encode_copy_row(std::string& out, const StrategyRecord& record);
 // Shortest text that reads back as the same double.
 std::string format_double(double value);
+// Appends exactly the bytes value.dump() returns (compact JSON, nlohmann's number and string spelling), without
+// building that string first.
+void append_json(std::string& out, const nlohmann::json& value);
 
 }  // namespace strategy_consumer

@@ -14,6 +14,8 @@ std::optional<std::int64_t> parse_rfc3339_us(std::string_view text);
 
 // "2024-01-15 08:30:00.123456" (UTC, no zone; the fraction only when not zero), as a TIMESTAMP column takes it.
 std::string format_timestamp_us(std::int64_t micros_since_epoch);
+// The same text appended to `out`.
+void append_timestamp_us(std::string& out, std::int64_t micros_since_epoch);
 
 std::int64_t now_us();
 

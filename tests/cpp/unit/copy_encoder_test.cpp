@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "strategy_consumer/copy_encoder.hpp"
+#include "strategy_consumer/timestamp.hpp"
 
 namespace strategy_consumer {
 namespace {
@@ -214,6 +215,95 @@ TEST(EncodeCopyRow, AppendsToExistingText) {
   std::string out = "previous line\n";
   encode_copy_row(out, full_record());
   EXPECT_EQ(out.rfind("previous line\nBTCUSDT\t", 0), 0u) << out;
+}
+
+// encode_copy_row and append_json write numbers and JSON straight into the row; these are the spellings they
+// replaced (json::dump, then COPY escaping), compared on values of every kind.
+nlohmann::json random_json(std::mt19937_64& rng, int depth) {
+  static const std::vector<double> kDoubles = {0.0, -0.0, 1.0, 0.5, 1e-5, 1e15, 1e16, 1e21, 1e300, 123.456, 0.1,
+                                               72.35, 9007199254740992.0, 1.7976931348623157e308, 5e-324};
+  static const std::vector<std::string> kStrings = {"", "BTC/USD", "a\"b", "back\\slash", "tab\there", "ctl\x01\x1f",
+                                                    "del\x7f", "€uro", "newline\n", "cr\r", "/slash", "\\N"};
+  switch (rng() % (depth > 3 ? 7 : 9)) {
+    case 0: return json(nullptr);
+    case 1: return json(rng() % 2 == 0);
+    case 2: return json(static_cast<std::int64_t>(rng()) >> (rng() % 64));
+    case 3: return json(static_cast<std::uint64_t>(rng()) >> (rng() % 64));
+    case 4: return json(kDoubles[rng() % kDoubles.size()] * ((rng() % 2) ? 1 : -1));
+    case 5: return json(std::ldexp(static_cast<double>(rng() % 1000000), static_cast<int>(rng() % 100) - 50));
+    case 6: return json(kStrings[rng() % kStrings.size()]);
+    case 7: {
+      json a = json::array();
+      for (int i = static_cast<int>(rng() % 4); i > 0; --i) a.push_back(random_json(rng, depth + 1));
+      return a;
+    }
+    default: {
+      json o = json::object();
+      for (int i = static_cast<int>(rng() % 6); i > 0; --i) {
+        o[kStrings[rng() % kStrings.size()] + std::to_string(rng() % 3)] = random_json(rng, depth + 1);
+      }
+      return o;
+    }
+  }
+}
+
+TEST(AppendJson, SameBytesAsDump) {
+  std::mt19937_64 rng(99);
+  for (int i = 0; i < 5000; ++i) {
+    const json v = random_json(rng, 0);
+    std::string out = "prefix";
+    append_json(out, v);
+    ASSERT_EQ(out, "prefix" + v.dump());
+  }
+  std::string out = "kept";
+  EXPECT_THROW(append_json(out, json(std::string("\xff"))), json::type_error) << "invalid UTF-8, as dump() refuses it";
+}
+
+std::string reference_row(const StrategyRecord& r) {
+  std::string out;
+  auto null_or = [&](bool has, auto&& write) {
+    if (has) write();
+    else out += "\\N";
+  };
+  append_copy_field(out, r.symbol);
+  out += '\t';
+  append_copy_field(out, r.strategy_type);
+  out += '\t';
+  append_copy_field(out, r.parameters.dump());
+  out += '\t';
+  out += format_double(r.score);
+  out += '\t';
+  append_copy_field(out, r.strategy_hash);
+  out += '\t';
+  null_or(r.discovery_symbol.has_value(), [&] { append_copy_field(out, *r.discovery_symbol); });
+  out += '\t';
+  null_or(r.discovery_start_us.has_value(), [&] { out += format_timestamp_us(*r.discovery_start_us); });
+  out += '\t';
+  null_or(r.discovery_end_us.has_value(), [&] { out += format_timestamp_us(*r.discovery_end_us); });
+  out += '\t';
+  null_or(r.performance_metrics.has_value(), [&] { append_copy_field(out, r.performance_metrics->dump()); });
+  return out;
+}
+
+TEST(EncodeCopyRow, SameBytesAsDumpThenEscape) {
+  std::mt19937_64 rng(5);
+  static const std::vector<std::string> kStrings = {"", "BTCUSDT", "a\tb", "c\\d", "e\nf\r", "€", "\\N"};
+  for (int i = 0; i < 3000; ++i) {
+    StrategyRecord r;
+    r.symbol = kStrings[rng() % kStrings.size()];
+    r.strategy_type = kStrings[rng() % kStrings.size()];
+    r.parameters = json::object();
+    for (int k = static_cast<int>(rng() % 5); k > 0; --k) r.parameters[kStrings[rng() % kStrings.size()]] = random_json(rng, 1);
+    r.score = std::ldexp(static_cast<double>(static_cast<std::int64_t>(rng() % 2000000) - 1000000), static_cast<int>(rng() % 60) - 40);
+    r.strategy_hash = kStrings[rng() % kStrings.size()] + "0123456789abcdef";
+    if (rng() % 2) r.discovery_symbol = kStrings[rng() % kStrings.size()];
+    if (rng() % 2) r.discovery_start_us = static_cast<std::int64_t>(rng() >> 12) - (1LL << 51);
+    if (rng() % 2) r.discovery_end_us = static_cast<std::int64_t>(rng() % 4000000000000000ULL);
+    if (rng() % 2) r.performance_metrics = random_json(rng, 0);
+    std::string row = "previous row\n";
+    encode_copy_row(row, r);
+    ASSERT_EQ(row, "previous row\n" + reference_row(r)) << r.parameters.dump();
+  }
 }
 
 TEST(FormatDouble, ShortestTextThatRoundTrips) {

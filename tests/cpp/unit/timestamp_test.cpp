@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdio>
+#include <random>
 #include <optional>
 #include <string>
 #include <vector>
@@ -156,6 +158,45 @@ TEST(FormatTimestamp, RoundTrips) {
     // A zero fraction is left out; a non-zero one always has six digits.
     if (us % kUs == 0) EXPECT_EQ(text.size(), 19u) << text;
     else EXPECT_EQ(text.size(), 26u) << text;
+  }
+}
+
+// format_timestamp_us writes its digits by hand; this is the printf spelling it replaced, for any time at all.
+std::string printf_timestamp(std::int64_t us) {
+  std::int64_t secs = us / 1000000;
+  std::int64_t frac = us % 1000000;
+  if (frac < 0) frac += 1000000, secs -= 1;
+  std::int64_t days = secs / 86400;
+  std::int64_t rem = secs % 86400;
+  if (rem < 0) rem += 86400, days -= 1;
+  days += 719468;
+  const std::int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(days - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const std::int64_t y = static_cast<std::int64_t>(yoe) + era * 400;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
+  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
+  char buf[48];
+  int n = std::snprintf(buf, sizeof buf, "%04lld-%02u-%02u %02lld:%02lld:%02lld", static_cast<long long>(y + (m <= 2)),
+                        m, d, static_cast<long long>(rem / 3600), static_cast<long long>(rem % 3600 / 60),
+                        static_cast<long long>(rem % 60));
+  if (frac != 0) std::snprintf(buf + n, sizeof buf - n, ".%06lld", static_cast<long long>(frac));
+  return buf;
+}
+
+TEST(FormatTimestamp, SameTextAsPrintf) {
+  std::mt19937_64 rng(7);
+  std::vector<std::int64_t> values = {0, -1, 1, INT64_MIN / 2, INT64_MAX / 2, -62167219200LL * kUs,
+                                      -62167219200LL * kUs - 1, 253402300800LL * kUs, 253402300800LL * kUs - 1};
+  for (int i = 0; i < 20000; ++i) values.push_back(static_cast<std::int64_t>(rng()) >> (rng() % 20));
+  for (int i = 0; i < 20000; ++i) values.push_back(static_cast<std::int64_t>(rng() % (300000000000ULL * kUs)) - 60000000000LL * kUs);
+  for (std::int64_t us : values) {
+    ASSERT_EQ(format_timestamp_us(us), printf_timestamp(us)) << us;
+    std::string appended = "x";
+    append_timestamp_us(appended, us);
+    ASSERT_EQ(appended, "x" + printf_timestamp(us)) << us;
   }
 }
 
