@@ -49,32 +49,42 @@ void Validator::check_symbol(std::string_view field, std::string_view symbol, Re
 }
 
 Reasons Validator::validate_parameters(const json& parameters, const StrategyTypeSpec& spec) const {
+  // Field names are built only for a reason: a valid strategy allocates nothing here.
   Reasons out;
   for (const auto& p : spec.parameters) {
-    const std::string field = "parameters." + p.name;
+    auto field = [&] { return "parameters." + p.name; };
     auto it = parameters.find(p.name);
     if (it == parameters.end() || it->is_null()) {
-      out.push_back({"parameters.missing", field, "", spec.name + " requires " + p.name});
+      out.push_back({"parameters.missing", field(), "", spec.name + " requires " + p.name});
       continue;
     }
     if (!it->is_number()) {
-      out.push_back({"parameters.type", field, shown(*it), std::string("must be a number, not ") + it->type_name()});
+      out.push_back({"parameters.type", field(), shown(*it), std::string("must be a number, not ") + it->type_name()});
       continue;
     }
     if (p.type == ParameterType::integer && !is_integral(*it)) {
-      out.push_back({"parameters.type", field, shown(*it), "must be an integer"});
+      out.push_back({"parameters.type", field(), shown(*it), "must be an integer"});
       continue;
     }
     const double v = it->get<double>();
     if (v < p.min || v > p.max) {
-      out.push_back({"parameters.range", field, shown(*it),
+      out.push_back({"parameters.range", field(), shown(*it),
                      "outside the catalog's range [" + bound(p.min) + ", " + bound(p.max) + "] for " + spec.name});
     }
   }
-  for (const auto& [name, value] : parameters.items()) {
-    if (!spec.find(name)) {
-      out.push_back({"parameters.unknown", "parameters." + name, shown(value),
-                     spec.name + " has no parameter " + name});
+  if (parameters.is_object()) {
+    for (const auto& [name, value] : parameters.get_ref<const json::object_t&>()) {
+      if (!spec.find(name)) {
+        out.push_back({"parameters.unknown", "parameters." + name, shown(value),
+                       spec.name + " has no parameter " + name});
+      }
+    }
+  } else {
+    for (const auto& [name, value] : parameters.items()) {
+      if (!spec.find(name)) {
+        out.push_back({"parameters.unknown", "parameters." + name, shown(value),
+                       spec.name + " has no parameter " + name});
+      }
     }
   }
   return out;
@@ -82,23 +92,28 @@ Reasons Validator::validate_parameters(const json& parameters, const StrategyTyp
 
 Reasons Validator::validate_metrics(const json& metrics) const {
   Reasons out;
-  for (const auto& [name, value] : metrics.items()) {
-    const std::string field = "performance_metrics." + name;
-    if (value.is_null()) continue;
+  auto check = [&](const std::string& name, const json& value) {
+    auto field = [&] { return "performance_metrics." + name; };
+    if (value.is_null()) return;
     if (!value.is_number() || !std::isfinite(value.get<double>())) {
-      out.push_back({"metrics.type", field, shown(value), "must be a finite number"});
-      continue;
+      out.push_back({"metrics.type", field(), shown(value), "must be a finite number"});
+      return;
     }
     const double v = value.get<double>();
     if (name == "win_rate" && !(v >= 0 && v <= 1)) {
-      out.push_back({"metrics.win_rate", field, shown(value), "must be between 0 and 1"});
+      out.push_back({"metrics.win_rate", field(), shown(value), "must be between 0 and 1"});
     } else if (name == "max_drawdown" && !(v >= -1 && v <= 0)) {
-      out.push_back({"metrics.max_drawdown", field, shown(value), "must be between -1 and 0 (a loss is negative)"});
+      out.push_back({"metrics.max_drawdown", field(), shown(value), "must be between -1 and 0 (a loss is negative)"});
     } else if (name == "total_trades" && !(is_integral(value) && v >= 0)) {
-      out.push_back({"metrics.total_trades", field, shown(value), "must be a non-negative integer"});
+      out.push_back({"metrics.total_trades", field(), shown(value), "must be a non-negative integer"});
     } else if (name == "profit_factor" && !(v >= 0)) {
-      out.push_back({"metrics.profit_factor", field, shown(value), "must not be negative"});
+      out.push_back({"metrics.profit_factor", field(), shown(value), "must not be negative"});
     }
+  };
+  if (metrics.is_object()) {
+    for (const auto& [name, value] : metrics.get_ref<const json::object_t&>()) check(name, value);
+  } else {
+    for (const auto& [name, value] : metrics.items()) check(name, value);
   }
   return out;
 }
