@@ -1,6 +1,8 @@
 #include "strategy_consumer/codec.hpp"
 
+#include <charconv>
 #include <cmath>
+#include <cstdint>
 
 #include "strategy_consumer/canonical_hash.hpp"
 #include "strategy_consumer/copy_encoder.hpp"
@@ -112,11 +114,12 @@ class StrictDomBuilder {
   std::string key_;
 };
 
+// Reads the fields of the message's DOM; objects are moved out of it (each field is read once).
 class FieldReader {
  public:
-  FieldReader(const json& doc, Reasons& reasons) : doc_(doc), reasons_(reasons) {}
+  FieldReader(json& doc, Reasons& reasons) : doc_(doc), reasons_(reasons) {}
 
-  const json* find(const char* name) const {
+  json* find(const char* name) const {
     auto it = doc_.find(name);
     if (it == doc_.end() || it->is_null()) return nullptr;
     return &*it;
@@ -128,7 +131,7 @@ class FieldReader {
   }
 
   std::optional<std::string> string(const char* name, bool required) {
-    const json* v = find(name);
+    json* v = find(name);
     if (!v) {
       if (required) missing(name);
       return std::nullopt;
@@ -137,10 +140,10 @@ class FieldReader {
       mistyped(name, *v, "a string");
       return std::nullopt;
     }
-    return v->get<std::string>();
+    return std::move(v->get_ref<std::string&>());
   }
   std::optional<json> object(const char* name, bool required) {
-    const json* v = find(name);
+    json* v = find(name);
     if (!v) {
       if (required) missing(name);
       return std::nullopt;
@@ -149,7 +152,7 @@ class FieldReader {
       mistyped(name, *v, "an object");
       return std::nullopt;
     }
-    return *v;
+    return std::move(*v);
   }
   std::optional<double> number(const char* name) {
     const json* v = find(name);
@@ -172,13 +175,309 @@ class FieldReader {
   }
 
  private:
-  const json& doc_;
+  json& doc_;
   Reasons& reasons_;
+};
+
+
+// The fast path for the messages the discovery pipeline sends: one pass over the text straight into a
+// StrategyRecord, building JSON values only for parameters and performance_metrics. It accepts a message only
+// when it is sure the DOM path (decode_strategy_dom) would accept it with exactly this record, and declines
+// everything else (returns false) for that path to decide and explain: any syntax it does not read itself
+// (\u escapes, bytes outside ASCII, a byte order mark, integers beyond 64 bits, numbers that strtod would round
+// to 0 or infinity), any reason at all, a duplicate key, nesting deeper than the limit or than kMaxDepth.
+class FastDecoder {
+ public:
+  FastDecoder(std::string_view text, std::size_t max_depth)
+      : p_(text.data()), end_(text.data() + text.size()), max_depth_(std::min(max_depth, kMaxDepth)) {}
+
+  bool decode(StrategyRecord& r) {
+    if (max_depth_ < 2 || !peek('{')) return false;  // parameters must be able to open at level 2
+    ++p_;
+    enum Field : unsigned {
+      kSymbol = 1, kType = 2, kParameters = 4, kScore = 8, kCurrentScore = 16, kMetrics = 32,
+      kDiscoverySymbol = 64, kStart = 128, kEnd = 256, kHash = 512,
+    };
+    unsigned seen = 0, present = 0;  // keys read; keys with a value other than null
+    json score, current_score;
+    std::string_view start_text, end_text;
+    std::vector<std::string_view> other_keys;  // unknown keys: read and ignored, but never twice
+    if (peek('}')) return false;  // {} lacks the required fields
+    while (true) {
+      std::string_view k;
+      if (!key(k) || !peek(':')) return false;
+      ++p_;
+      skip_ws();
+      const unsigned f = field_of(k);
+      if (f == 0) {
+        for (auto other : other_keys) {
+          if (other == k) return false;
+        }
+        other_keys.push_back(k);
+        json ignored;
+        if (!value(ignored, 1)) return false;
+      } else {
+        if (seen & f) return false;
+        seen |= f;
+        if (p_ < end_ && *p_ == 'n') {
+          if (!literal("null")) return false;  // null is as good as absent
+        } else {
+          present |= f;
+          bool ok = false;
+          switch (f) {
+            case kSymbol: ok = string(r.symbol); break;
+            case kType: ok = string(r.strategy_type); break;
+            case kParameters: ok = peek('{') && value(r.parameters, 1); break;
+            case kScore: ok = number(score); break;
+            case kCurrentScore: ok = number(current_score); break;
+            case kMetrics: ok = peek('{') && value(r.performance_metrics.emplace(), 1); break;
+            case kDiscoverySymbol: ok = string(r.discovery_symbol.emplace()); break;
+            case kStart: ok = plain_string(start_text); break;
+            case kEnd: ok = plain_string(end_text); break;
+            case kHash: ok = string(r.strategy_hash); break;
+          }
+          if (!ok) return false;
+        }
+      }
+      if (peek(',')) {
+        ++p_;
+        continue;
+      }
+      if (!peek('}')) return false;
+      ++p_;
+      break;
+    }
+    skip_ws();
+    if (p_ != end_) return false;
+
+    if ((present & (kSymbol | kType | kParameters)) != (kSymbol | kType | kParameters)) return false;
+    if (!(present & (kScore | kCurrentScore))) return false;
+    if ((present & kScore) && (present & kCurrentScore) && score.get<double>() != current_score.get<double>()) {
+      return false;
+    }
+    r.score = (present & kCurrentScore) ? current_score.get<double>() : score.get<double>();
+    if (!(present & kMetrics)) r.performance_metrics.reset();
+    if (!(present & kDiscoverySymbol)) r.discovery_symbol.reset();
+    if (present & kStart) {
+      r.discovery_start_us = parse_rfc3339_us(start_text);
+      if (!r.discovery_start_us) return false;
+    }
+    if (present & kEnd) {
+      r.discovery_end_us = parse_rfc3339_us(end_text);
+      if (!r.discovery_end_us) return false;
+    }
+    if (present & kHash) {
+      if (r.strategy_hash.empty() || r.strategy_hash.size() > 256) return false;
+    } else {
+      r.strategy_hash = canonical_strategy_hash(r.symbol, r.strategy_type, r.parameters);
+    }
+    return true;
+  }
+
+ private:
+  // Deeper JSON is left to the DOM path, which does not recurse.
+  static constexpr std::size_t kMaxDepth = 32;
+
+  static unsigned field_of(std::string_view k) {
+    static constexpr std::pair<std::string_view, unsigned> kFields[] = {
+        {"symbol", 1}, {"strategy_type", 2}, {"parameters", 4}, {"score", 8}, {"current_score", 16},
+        {"performance_metrics", 32}, {"discovery_symbol", 64}, {"discovery_start_time", 128},
+        {"discovery_end_time", 256}, {"strategy_hash", 512},
+    };
+    for (const auto& [name, bit] : kFields) {
+      if (name == k) return bit;
+    }
+    return 0;
+  }
+
+  // JSON white space (RFC 8259: space, tab, line feed, carriage return).
+  void skip_ws() {
+    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+  }
+  bool peek(char c) {
+    skip_ws();
+    return p_ < end_ && *p_ == c;
+  }
+  bool literal(std::string_view word) {
+    if (static_cast<std::size_t>(end_ - p_) < word.size() || std::string_view(p_, word.size()) != word) return false;
+    p_ += word.size();
+    return true;
+  }
+  static bool plain(char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u >= 0x20 && u < 0x80 && c != '"' && c != '\\';
+  }
+
+  // A string of printable ASCII without escapes, as a view into the message (keys and timestamps).
+  bool plain_string(std::string_view& out) {
+    if (!peek('"')) return false;
+    const char* start = ++p_;
+    while (p_ < end_ && plain(*p_)) ++p_;
+    if (p_ == end_ || *p_ != '"') return false;
+    out = std::string_view(start, static_cast<std::size_t>(p_ - start));
+    ++p_;
+    return true;
+  }
+  bool key(std::string_view& out) { return plain_string(out); }
+
+  // An ASCII string; the escapes other than \u are decoded here.
+  bool string(std::string& out) {
+    if (!peek('"')) return false;
+    ++p_;
+    out.clear();
+    while (true) {
+      const char* run = p_;
+      while (p_ < end_ && plain(*p_)) ++p_;
+      out.append(run, static_cast<std::size_t>(p_ - run));
+      if (p_ == end_) return false;
+      if (*p_ == '"') {
+        ++p_;
+        return true;
+      }
+      if (*p_ != '\\' || end_ - p_ < 2) return false;  // a control character or a byte beyond ASCII
+      switch (p_[1]) {
+        case '"': out += '"'; break;
+        case '\\': out += '\\'; break;
+        case '/': out += '/'; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'n': out += '\n'; break;
+        case 'r': out += '\r'; break;
+        case 't': out += '\t'; break;
+        default: return false;  // \u (NUL, surrogates, UTF-8 to check) and invalid escapes
+      }
+      p_ += 2;
+    }
+  }
+
+  static bool digit(char c) { return c >= '0' && c <= '9'; }
+
+  // A JSON number with the type nlohmann gives it: unsigned for a non-negative integer, signed for a negative
+  // one, double when it has a fraction or an exponent.
+  bool number(json& out) {
+    skip_ws();
+    const char* start = p_;
+    const bool negative = p_ < end_ && *p_ == '-';
+    if (negative) ++p_;
+    if (p_ == end_) return false;
+    if (*p_ == '0') {
+      ++p_;
+    } else if (digit(*p_)) {
+      while (p_ < end_ && digit(*p_)) ++p_;
+    } else {
+      return false;
+    }
+    bool real = false;
+    if (p_ < end_ && *p_ == '.') {
+      ++p_;
+      if (p_ == end_ || !digit(*p_)) return false;
+      while (p_ < end_ && digit(*p_)) ++p_;
+      real = true;
+    }
+    if (p_ < end_ && (*p_ == 'e' || *p_ == 'E')) {
+      ++p_;
+      if (p_ < end_ && (*p_ == '+' || *p_ == '-')) ++p_;
+      if (p_ == end_ || !digit(*p_)) return false;
+      while (p_ < end_ && digit(*p_)) ++p_;
+      real = true;
+    }
+    if (real) {
+      // Correctly rounded, as strtod is; out of range (to infinity, or to 0 or a subnormal) is declined.
+      double d = 0;
+      auto [ptr, ec] = std::from_chars(start, p_, d);
+      if (ec != std::errc() || ptr != p_ || !std::isfinite(d)) return false;
+      out = d;
+    } else if (negative) {
+      std::int64_t v = 0;
+      auto [ptr, ec] = std::from_chars(start, p_, v);
+      if (ec != std::errc() || ptr != p_) return false;  // beyond int64: nlohmann makes it a double
+      out = v;
+    } else {
+      std::uint64_t v = 0;
+      auto [ptr, ec] = std::from_chars(start, p_, v);
+      if (ec != std::errc() || ptr != p_) return false;
+      out = v;
+    }
+    return true;
+  }
+
+  // Any JSON value; `depth` is the number of containers already open around it.
+  bool value(json& out, std::size_t depth) {
+    skip_ws();
+    if (p_ == end_) return false;
+    switch (*p_) {
+      case '"': {
+        std::string text;
+        if (!string(text)) return false;
+        out = std::move(text);
+        return true;
+      }
+      case '{': {
+        if (depth >= max_depth_) return false;
+        ++p_;
+        out = json::object();
+        auto& object = out.get_ref<json::object_t&>();
+        if (peek('}')) {
+          ++p_;
+          return true;
+        }
+        while (true) {
+          std::string_view k;
+          if (!key(k) || !peek(':')) return false;
+          ++p_;
+          auto [it, inserted] = object.try_emplace(std::string(k));
+          if (!inserted || !value(it->second, depth + 1)) return false;
+          if (peek(',')) {
+            ++p_;
+            continue;
+          }
+          if (!peek('}')) return false;
+          ++p_;
+          return true;
+        }
+      }
+      case '[': {
+        if (depth >= max_depth_) return false;
+        ++p_;
+        out = json::array();
+        auto& array = out.get_ref<json::array_t&>();
+        if (peek(']')) {
+          ++p_;
+          return true;
+        }
+        while (true) {
+          if (!value(array.emplace_back(), depth + 1)) return false;
+          if (peek(',')) {
+            ++p_;
+            continue;
+          }
+          if (!peek(']')) return false;
+          ++p_;
+          return true;
+        }
+      }
+      case 't':
+        out = true;
+        return literal("true");
+      case 'f':
+        out = false;
+        return literal("false");
+      case 'n':
+        out = nullptr;
+        return literal("null");
+      default:
+        return number(out);
+    }
+  }
+
+  const char* p_;
+  const char* end_;
+  std::size_t max_depth_;
 };
 
 }  // namespace
 
-Decoded decode_strategy(std::string_view payload, const DecodeOptions& options) {
+Decoded decode_strategy_dom(std::string_view payload, const DecodeOptions& options) {
   Decoded out;
   auto& reasons = out.reasons;
   if (payload.empty()) {
@@ -196,7 +495,7 @@ Decoded decode_strategy(std::string_view payload, const DecodeOptions& options) 
     reasons.push_back(std::move(*builder.failure));
     return out;
   }
-  const json& doc = builder.root;
+  json& doc = builder.root;
   if (!doc.is_object()) {
     reasons.push_back({"format.object", "", truncate_for_reason(doc.dump()),
                        std::string("message must be a JSON object, not ") + doc.type_name()});
@@ -232,6 +531,14 @@ Decoded decode_strategy(std::string_view payload, const DecodeOptions& options) 
   r.score = current_score ? *current_score : *score;
   r.strategy_hash = hash ? std::move(*hash) : canonical_strategy_hash(r.symbol, r.strategy_type, r.parameters);
   return out;
+}
+
+Decoded decode_strategy(std::string_view payload, const DecodeOptions& options) {
+  if (!payload.empty() && payload.size() <= options.max_message_bytes) {
+    Decoded out;
+    if (FastDecoder(payload, options.max_depth).decode(out.record)) return out;
+  }
+  return decode_strategy_dom(payload, options);
 }
 
 }  // namespace strategy_consumer

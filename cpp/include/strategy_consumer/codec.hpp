@@ -21,6 +21,12 @@ struct Decoded {
   bool ok() const { return reasons.empty(); }
 };
 
+// A message the discovery pipeline would send (ASCII JSON, no \u escapes, no reasons) is read in one pass straight
+// into the record; any other goes to decode_strategy_dom, which decides and explains. Both give the same result
+// for every input.
 Decoded decode_strategy(std::string_view payload, const DecodeOptions& options = {});
+// The reference decoder: nlohmann's SAX parser building a strict DOM (depth limit, duplicate keys, NUL and number
+// range refused), then the contract checks on that DOM. Every reason comes from here.
+Decoded decode_strategy_dom(std::string_view payload, const DecodeOptions& options = {});
 
 }  // namespace strategy_consumer

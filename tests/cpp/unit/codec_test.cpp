@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstring>
+#include <random>
 #include <set>
 #include <string>
 #include <utility>
@@ -370,6 +372,129 @@ TEST(Decode, EmptyGivenHashIsRejected) {
   msg["strategy_hash"] = "";
   const std::string field = "strategy_hash";
   expect_single_reason(decode_strategy(msg.dump()), "format.hash", &field);
+}
+
+// decode_strategy reads the usual messages in one pass and hands everything else to decode_strategy_dom: on any
+// input the two must agree exactly (every reason, every field, the JSON type of every number).
+bool same_json(const json& a, const json& b) {
+  if (a.type() != b.type()) return false;
+  switch (a.type()) {
+    case json::value_t::object: {
+      if (a.size() != b.size()) return false;
+      auto ib = b.begin();
+      for (auto ia = a.begin(); ia != a.end(); ++ia, ++ib) {
+        if (ia.key() != ib.key() || !same_json(ia.value(), ib.value())) return false;
+      }
+      return true;
+    }
+    case json::value_t::array: {
+      if (a.size() != b.size()) return false;
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        if (!same_json(a[i], b[i])) return false;
+      }
+      return true;
+    }
+    case json::value_t::number_float: {
+      const double x = a.get<double>(), y = b.get<double>();
+      return std::memcmp(&x, &y, sizeof x) == 0;  // -0.0 is not 0.0
+    }
+    default:
+      return a == b;
+  }
+}
+
+std::string compare_decoders(const std::string& payload, const DecodeOptions& options = {}) {
+  const Decoded fast = decode_strategy(payload, options);
+  const Decoded dom = decode_strategy_dom(payload, options);
+  if (fast.reasons.size() != dom.reasons.size()) return "reasons differ: " + describe(fast) + " vs " + describe(dom);
+  for (std::size_t i = 0; i < fast.reasons.size(); ++i) {
+    const Reason &a = fast.reasons[i], &b = dom.reasons[i];
+    if (a.rule != b.rule || a.field != b.field || a.value != b.value || a.message != b.message) {
+      return "reason " + std::to_string(i) + " differs: " + a.rule + " " + a.message + " vs " + b.rule + " " + b.message;
+    }
+  }
+  if (!dom.ok()) return "";
+  const StrategyRecord &x = fast.record, &y = dom.record;
+  if (x.symbol != y.symbol) return "symbol";
+  if (x.strategy_type != y.strategy_type) return "strategy_type";
+  if (!same_json(x.parameters, y.parameters)) return "parameters " + x.parameters.dump() + " vs " + y.parameters.dump();
+  if (std::memcmp(&x.score, &y.score, sizeof x.score) != 0) return "score";
+  if (x.performance_metrics.has_value() != y.performance_metrics.has_value() ||
+      (x.performance_metrics && !same_json(*x.performance_metrics, *y.performance_metrics))) {
+    return "performance_metrics";
+  }
+  if (x.discovery_symbol != y.discovery_symbol) return "discovery_symbol";
+  if (x.discovery_start_us != y.discovery_start_us) return "discovery_start_us";
+  if (x.discovery_end_us != y.discovery_end_us) return "discovery_end_us";
+  if (x.strategy_hash != y.strategy_hash) return "strategy_hash";
+  return "";
+}
+
+const std::vector<std::string>& decoder_seeds() {
+  static const std::vector<std::string> kSeeds = {
+      kFullMessage,
+      minimal().dump(),
+      R"({"symbol": "ETH/USD", "strategy_type": "CMF_ZERO_LINE", "parameters": {"period": 37}, "current_score": 0.4162, "performance_metrics": {"total_return": 0.0581, "sharpe_ratio": 0.345, "max_drawdown": -0.132, "win_rate": 0.523, "profit_factor": 1.453, "total_trades": 408, "avg_trade_duration": 40.2}, "discovery_symbol": "ETH/USD", "discovery_start_time": "2026-10-19T04:42:00Z", "discovery_end_time": "2026-10-26T04:42:00Z"})",
+      R"({"symbol":"SOL/USD","strategy_type":"SMA_RSI","parameters":{"movingAveragePeriod":14,"rsiPeriod":21,"overboughtThreshold":72.35,"oversoldThreshold":27.9},"score":0.88731,"current_score":0.88731,"performance_metrics":null,"discovery_symbol":null,"discovery_start_time":null,"strategy_hash":null,"extra":{"a":[1,2.5,"x",true,false,null,{}],"b":[]},"more":-0})",
+      R"({"symbol": "A\"B\\C\/D\b\f\n\r\t", "strategy_type": "T", "parameters": {"s": "x\ty", "n": -12, "u": 18446744073709551615, "i": -9223372036854775808, "f": -0.0, "e": 1E+2, "g": 2.5e-3}, "score": -0, "strategy_hash": "h"})",
+      R"({"symbol": "BTC/€", "strategy_type": "\u0054", "parameters": {"k\u00e9": 1}, "score": 1})",
+      "\xEF\xBB\xBF" R"({"symbol": "A", "strategy_type": "T", "parameters": {}, "score": 1})",
+      " \t\r\n{ \"symbol\" : \"A\" , \"strategy_type\" : \"T\" , \"parameters\" : { } , \"score\" : 1 } \n",
+  };
+  return kSeeds;
+}
+
+TEST(Decode, FastPathAgreesWithDomOnSeeds) {
+  for (const auto& seed : decoder_seeds()) {
+    EXPECT_EQ(compare_decoders(seed), "") << seed;
+    for (std::size_t depth : {0, 1, 2, 3, 4, 64, 1000}) {
+      DecodeOptions options;
+      options.max_depth = depth;
+      EXPECT_EQ(compare_decoders(seed, options), "") << "max_depth " << depth << ": " << seed;
+    }
+  }
+}
+
+TEST(Decode, FastPathAgreesWithDomOnMutations) {
+  // Random edits of valid messages: bytes deleted, inserted, replaced, spans repeated, tokens swapped for
+  // tricky ones. Most break the message somewhere; the two decoders must break it the same way.
+  static const std::vector<std::string> kFragments = {
+      "{", "}", "[", "]", "\"", "\\", ",", ":", " ", "\t", "\n", "0", "1", "-", ".", "e", "E", "+", "null", "true",
+      "false", std::string(1, '\0'), "\x7f", "\xff", "\xc3\xa9", "\\u0000", "\\u00e9", "\\ud800", "\\n", "\\x",
+      "1e400", "-1e400", "1e-400", "4.9e-324", "2.2250738585072014e-308", "18446744073709551616",
+      "-9223372036854775809", "01", "1.", "-0", "-0.0", "1.7976931348623157e308", "\"symbol\": \"Z\", ",
+      "\"parameters\": {\"p\": 1}, ", "\"score\": 2, ", "\"current_score\": 3, ", "\"strategy_hash\": \"\", ",
+      "\"discovery_start_time\": \"2024-01-01T00:00:00Z\", ", "\"discovery_end_time\": \"bad\", ", "\"x\": 1, ",
+      "\"x\": [[[[[[1]]]]]], ", "\"performance_metrics\": [1], ", "{\"a\":{\"a\":{\"a\":{}}}}"};
+  std::mt19937_64 rng(424242);
+  int checked = 0, accepted = 0;
+  for (int i = 0; i < 40000; ++i) {
+    std::string m = decoder_seeds()[rng() % decoder_seeds().size()];
+    for (int edits = 1 + static_cast<int>(rng() % 3); edits > 0 && !m.empty(); --edits) {
+      const std::size_t at = rng() % (m.size() + 1);
+      switch (rng() % 5) {
+        case 0: m.erase(std::min(at, m.size() - 1), 1 + rng() % 3); break;
+        case 1: m.insert(at, kFragments[rng() % kFragments.size()]); break;
+        case 2: if (at < m.size()) m[at] = kFragments[rng() % kFragments.size()][0]; break;
+        case 3: m.insert(at, m.substr(rng() % m.size(), rng() % 20)); break;
+        default: {
+          // Replace the token at `at` (up to the next delimiter) with a fragment.
+          std::size_t end = at;
+          while (end < m.size() && std::strchr(",:}] ", m[end]) == nullptr) ++end;
+          m.replace(at, end - at, kFragments[rng() % kFragments.size()]);
+        }
+      }
+    }
+    DecodeOptions options;
+    if (rng() % 4 == 0) options.max_depth = rng() % 6;
+    if (rng() % 8 == 0) options.max_message_bytes = rng() % (m.size() + 10);
+    const std::string diff = compare_decoders(m, options);
+    ASSERT_EQ(diff, "") << "message: " << m << " (max_depth " << options.max_depth << ")";
+    ++checked;
+    accepted += decode_strategy_dom(m, options).ok();
+  }
+  EXPECT_EQ(checked, 40000);
+  EXPECT_GT(accepted, 1000) << "the edits should leave a fair share of messages valid";
 }
 
 TEST(Decode, StringsAreKeptVerbatim) {
