@@ -1,8 +1,9 @@
-// Micro-benchmarks of the consumer's CPU path, one stage at a time: decoding (nlohmann SAX into a DOM plus the
-// contract checks), the canonical hash (canonical JSON + SHA-256), validation against the built-in catalog, COPY
-// row encoding and the in-batch collapse; BM_Reference* are floors of the JSON library alone (its DOM parser, and
-// its parser feeding a SAX handler that keeps nothing). scripts/bench measures the whole path on realistic
-// messages (strategy-bench-tool cpu); these say where its time goes. Run: build/benchmarks/micro_benchmarks
+// Micro-benchmarks of the consumer's CPU path, one stage at a time: decoding (the one-pass fast path, and the
+// strict DOM path that decides every message the fast path declines), the canonical hash (canonical JSON +
+// SHA-256), validation against the built-in catalog, COPY row encoding and the in-batch collapse; BM_Reference*
+// are floors of the JSON library alone (its DOM parser, and its parser feeding a SAX handler that keeps nothing).
+// scripts/bench measures the whole path on realistic messages (strategy-bench-tool cpu); these say where its time
+// goes. Run: build/benchmarks/micro_benchmarks
 #include <benchmark/benchmark.h>
 
 #include <string>
@@ -62,6 +63,19 @@ void BM_Decode(benchmark::State& state) {
   set_rate(state, average_message_bytes());
 }
 BENCHMARK(BM_Decode);
+
+// The DOM path (nlohmann SAX into a strict DOM, then the contract checks): what a message the fast path declines
+// costs, and what every message cost before the fast path.
+void BM_DecodeDom(benchmark::State& state) {
+  const auto& ms = messages();
+  std::size_t i = 0;
+  for (auto _ : state) {
+    auto d = decode_strategy_dom(ms[i++ % ms.size()]);
+    benchmark::DoNotOptimize(d);
+  }
+  set_rate(state, average_message_bytes());
+}
+BENCHMARK(BM_DecodeDom);
 
 // Reference floors of the JSON library alone, to read BM_Decode against: nlohmann's own DOM parser, and its
 // lexer/parser feeding a SAX handler that keeps nothing.
