@@ -108,6 +108,7 @@ void ProcessingConfig::validate() const {
   require(max_retries >= 0 && max_retries <= 1000, "--max_retries: must be between 0 and 1000");
   require(idle_timeout_seconds >= 0, "--idle_timeout_seconds: must not be negative");
   require(max_processing_time_seconds >= 0, "--max_processing_time_seconds: must not be negative");
+  require(shutdown_timeout_seconds > 0, "--shutdown_timeout_seconds: must be positive");
   require(max_message_bytes >= 1024 && max_message_bytes <= (256u << 20),
           "--max_message_bytes: must be between 1024 and 268435456");
 }
@@ -212,6 +213,9 @@ CommandLine parse_command_line(const std::vector<std::string>& args, const Envir
                  "Drain mode: exit 0 after this long caught up with nothing new (0: never)")->group(proc);
   app.add_option("--max_processing_time_seconds", c.processing.max_processing_time_seconds,
                  "Drain mode: exit 0 after this long in all (0: never)")->group(proc);
+  app.add_option("--shutdown_timeout_seconds", c.processing.shutdown_timeout_seconds,
+                 "On SIGTERM/SIGINT, the longest wait for the open batch to commit before it is abandoned")
+      ->group(proc);
   app.add_option("--max_message_bytes", c.processing.max_message_bytes,
                  "Larger messages are dead-lettered unread")->group(proc);
   app.add_option("--strategy_catalog", c.processing.strategy_catalog,

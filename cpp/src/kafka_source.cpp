@@ -3,6 +3,7 @@
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cstring>
 #include <exception>
 
@@ -10,6 +11,10 @@
 #include "kafka_support.hpp"
 
 namespace strategy_consumer {
+namespace {
+// How long leaving the group may take before the consumer goes without the coordinator's answer.
+constexpr std::chrono::seconds kCloseTimeout{5};
+}  // namespace
 
 struct KafkaSource::Impl {
   KafkaConfig config;
@@ -207,9 +212,26 @@ void KafkaSource::seek(const std::vector<PartitionOffset>& positions) {
 
 void KafkaSource::close() {
   if (!impl_->rk) return;
-  auto err = rd_kafka_consumer_close(impl_->rk);
-  if (err) spdlog::warn("kafka consumer close: {}", rd_kafka_err2str(err));
-  rd_kafka_destroy(impl_->rk);
+  // As rd_kafka_consumer_close(), which can wait for ever for a coordinator that is gone, but with a deadline:
+  // revocation callbacks run, offsets stay as committed, and the group is left if a broker answers in time.
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(impl_->rk);
+  bool closed = false;
+  if (rd_kafka_error_t* error = rd_kafka_consumer_close_queue(impl_->rk, queue)) {
+    spdlog::warn("kafka consumer close: {}", rd_kafka_error_string(error));
+    rd_kafka_error_destroy(error);
+  } else {
+    const auto until = std::chrono::steady_clock::now() + kCloseTimeout;
+    while (!(closed = rd_kafka_consumer_closed(impl_->rk)) && std::chrono::steady_clock::now() < until) {
+      rd_kafka_queue_poll_callback(queue, 100);
+    }
+    if (!closed) {
+      spdlog::warn("kafka consumer did not close within {} s (no coordinator answering): leaving without it; the "
+                   "group moves the partitions when the session times out",
+                   std::chrono::duration_cast<std::chrono::seconds>(kCloseTimeout).count());
+    }
+  }
+  rd_kafka_queue_destroy(queue);
+  rd_kafka_destroy_flags(impl_->rk, closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
   impl_->rk = nullptr;
   impl_->assigned.clear();
   impl_->at_end.clear();

@@ -3,7 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <optional>
 #include <random>
+#include <stop_token>
 #include <thread>
 
 #include "strategy_consumer/batch.hpp"
@@ -67,6 +69,8 @@ struct Pipeline::Impl : RebalanceListener {
   // The stored next offset of each assigned partition, as this consumer last read or wrote it (the fence).
   std::map<TopicPartition, std::optional<std::int64_t>> expected;
   std::shared_ptr<RuleEngine> rules;  // analyst rules, optional
+  std::optional<Clock::time_point> kafka_down_since;  // since when librdkafka's statistics show no broker up
+  bool kafka_outage_reported = false;
   std::unique_ptr<DlqProducer> dlq;
   std::unique_ptr<KafkaSource> source;  // last: destroyed first, while the rest is still there
 
@@ -100,6 +104,7 @@ struct Pipeline::Impl : RebalanceListener {
         }
       } catch (const Error& e) {
         if (!e.retryable()) throw;
+        if (stop_requested) throw Abandoned{};  // stopping: not worth another attempt (or interrupted)
         ++failures;
         ++counters.retries;
         healthy = false;
@@ -154,7 +159,44 @@ struct Pipeline::Impl : RebalanceListener {
     return stored;
   }
 
-  void on_statistics(std::string_view json) override { observer->kafka_statistics(json); }
+  void on_statistics(std::string_view json) override {
+    observer->kafka_statistics(json);
+    const bool down = parse_kafka_statistics(json).brokers_up == 0;
+    if (!down) kafka_down_since.reset();
+    else if (!kafka_down_since) kafka_down_since = Clock::now();
+  }
+
+  // How long a drain job waits for unreachable brokers before it gives up: what the retries of --max_retries
+  // would wait, and at least one capped interval (librdkafka reconnects on its own meanwhile).
+  Clock::duration kafka_outage_limit() const {
+    Clock::duration total{};
+    for (int f = 1; f <= config.processing.max_retries; ++f) total += retry_policy.ceiling(f);
+    return std::max<Clock::duration>(total, retry_policy.max_delay);
+  }
+
+  void check_kafka_reachable(Clock::time_point now) {
+    if (!kafka_down_since) {
+      if (kafka_outage_reported) {
+        kafka_outage_reported = false;
+        recovered("reach the Kafka brokers");
+      }
+      return;
+    }
+    if (!kafka_outage_reported) {
+      kafka_outage_reported = true;
+      healthy = false;
+      observer->retrying("reach the Kafka brokers");
+      spdlog::warn("no Kafka broker reachable; librdkafka keeps reconnecting");
+    }
+    const auto down_for = now - *kafka_down_since;
+    if (config.processing.drain_mode() && down_for >= kafka_outage_limit()) {
+      const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(down_for).count();
+      spdlog::error("no Kafka broker reachable for {} s, giving up (drain mode, --max_retries={}); the open batch "
+                    "({} message(s)) is not committed",
+                    seconds, config.processing.max_retries, batch.message_count());
+      throw KafkaError("no Kafka broker reachable for " + std::to_string(seconds) + " s, gave up", false);
+    }
+  }
 
   void on_revoked(const std::set<TopicPartition>& partitions) override {
     // Uncommitted work of these partitions is abandoned: their new owner resumes from the stored offsets.
@@ -324,6 +366,7 @@ struct Pipeline::Impl : RebalanceListener {
       if (message) process(std::move(*message));
       const bool caught_up = source->caught_up();
       const auto now = Clock::now();
+      check_kafka_reachable(now);
       if (batch_policy.should_flush(batch.message_count(), now - batch.started(), caught_up)) flush();
       if (rules && batch.empty()) rules->reload_if_changed();  // between batches only
       if (max_time.count() > 0 && now - start >= max_time) {
@@ -354,6 +397,28 @@ Pipeline::~Pipeline() = default;
 
 ExitReason Pipeline::run() {
   auto& s = *impl_;
+  // The shutdown deadline: after a stop request, the open batch has --shutdown_timeout_seconds to commit. Then
+  // the database operation it waits for is broken off (again every second), and the batch is abandoned.
+  std::jthread watchdog([&s](std::stop_token done) {
+    const auto deadline = seconds_to_ms(s.config.processing.shutdown_timeout_seconds);
+    std::optional<Clock::time_point> stop_seen, last_interrupt;
+    while (!done.stop_requested()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (!s.stop_requested) continue;
+      const auto now = Clock::now();
+      if (!stop_seen) stop_seen = now;
+      if (now - *stop_seen < deadline) continue;
+      if (!last_interrupt) {
+        spdlog::warn("the open batch did not commit within {} s of the stop request: breaking off its database "
+                     "write; nothing of it commits",
+                     s.config.processing.shutdown_timeout_seconds);
+      }
+      if (!last_interrupt || now - *last_interrupt >= std::chrono::seconds(1)) {
+        last_interrupt = now;
+        s.sink.interrupt();
+      }
+    }
+  });
   try {
     s.retrying("connect to PostgreSQL", [&] { s.sink.ensure_connected(); });
     s.retrying("prepare the schema", [&] { s.sink.prepare_schema(s.config.migrate); });

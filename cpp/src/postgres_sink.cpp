@@ -1,5 +1,9 @@
 #include "strategy_consumer/postgres_sink.hpp"
 
+#include <sys/socket.h>
+
+#include <mutex>
+
 #include <pqxx/pqxx>
 #include <pqxx/tablewriter>
 #include <spdlog/spdlog.h>
@@ -118,7 +122,10 @@ std::string PostgresConfig::connection_string() const {
   std::string s = "host=" + quote_conninfo(host) + " port=" + std::to_string(port) + " dbname=" +
                   quote_conninfo(database) + " user=" + quote_conninfo(user) +
                   " connect_timeout=" + std::to_string(connect_timeout_seconds) +
-                  " application_name=" + quote_conninfo(application_name) + " options='-c TimeZone=UTC'";
+                  " application_name=" + quote_conninfo(application_name) +
+                  // The server checks every 2 s that a long statement's client is still there: the session of a
+                  // consumer killed or stopped while its statement waited is rolled back, not left holding locks.
+                  " options='-c TimeZone=UTC -c client_connection_check_interval=2000'";
   if (!password.empty()) s += " password=" + quote_conninfo(password);
   return s;
 }
@@ -129,6 +136,22 @@ std::string PostgresConfig::describe() const {
 
 struct PostgresSink::Impl {
   std::unique_ptr<pqxx::connection> conn;
+  // The connection's socket, for interrupt() from another thread; -1 while there is no connection. Set and
+  // cleared under the mutex, so interrupt() never shuts down a descriptor the system has handed to another file.
+  std::mutex socket_mutex;
+  int socket = -1;
+
+  void connected(std::unique_ptr<pqxx::connection> c) {
+    std::lock_guard lock(socket_mutex);
+    conn = std::move(c);
+    socket = conn->sock();
+  }
+
+  void drop() {
+    std::lock_guard lock(socket_mutex);
+    socket = -1;
+    conn.reset();
+  }
 
   // Turns what libpqxx threw into our DatabaseError; a broken connection is dropped so the next call reconnects.
   [[noreturn]] void rethrow(const std::string& operation) {
@@ -138,16 +161,16 @@ struct PostgresSink::Impl {
       throw;
     } catch (const pqxx::sql_error& e) {
       const bool retryable = is_retryable_sqlstate(e.sqlstate());
-      if (retryable || !conn || !conn->is_open()) conn.reset();
+      if (retryable || !conn || !conn->is_open()) drop();
       throw DatabaseError(operation + ": " + e.what(), e.sqlstate(), retryable);
     } catch (const pqxx::in_doubt_error& e) {
-      conn.reset();  // the COMMIT may or may not have happened: the offsets fence settles it on the next write
+      drop();  // the COMMIT may or may not have happened: the offsets fence settles it on the next write
       throw DatabaseError(operation + ": outcome of COMMIT unknown: " + e.what(), "", true);
     } catch (const pqxx::broken_connection& e) {
-      conn.reset();
+      drop();
       throw DatabaseError(operation + ": connection lost: " + e.what(), "08006", true);
     } catch (const pqxx::failure& e) {
-      conn.reset();
+      drop();
       throw DatabaseError(operation + ": " + e.what(), "", true);
     }
   }
@@ -214,12 +237,12 @@ PostgresSink::~PostgresSink() = default;
 void PostgresSink::ensure_connected() {
   if (impl_->conn && impl_->conn->is_open()) return;
   try {
-    impl_->conn = std::make_unique<pqxx::connection>(config_.connection_string());
+    impl_->connected(std::make_unique<pqxx::connection>(config_.connection_string()));
     pqxx::nontransaction setup(*impl_->conn);
     setup.exec(kCreateStaging);
     spdlog::info("connected to PostgreSQL {}", config_.describe());
   } catch (const pqxx::broken_connection& e) {
-    impl_->conn.reset();
+    impl_->drop();
     // libpq's text names host and port, never the password.
     throw DatabaseError("cannot connect to PostgreSQL " + config_.describe() + ": " + e.what(), "08001", true);
   } catch (...) {
@@ -227,7 +250,13 @@ void PostgresSink::ensure_connected() {
   }
 }
 
-void PostgresSink::disconnect() { impl_->conn.reset(); }
+void PostgresSink::disconnect() { impl_->drop(); }
+
+void PostgresSink::interrupt() noexcept {
+  std::lock_guard lock(impl_->socket_mutex);
+  // libpq's blocked read or write returns at once; the server sees the connection close and rolls back.
+  if (impl_->socket >= 0) ::shutdown(impl_->socket, SHUT_RDWR);
+}
 
 bool PostgresSink::ping() {
   try {
@@ -236,7 +265,7 @@ bool PostgresSink::ping() {
     txn.exec("SELECT 1");
     return true;
   } catch (...) {
-    impl_->conn.reset();
+    impl_->drop();
     return false;
   }
 }

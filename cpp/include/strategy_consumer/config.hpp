@@ -36,6 +36,7 @@ struct ProcessingConfig {
   int max_retries = 3;
   double idle_timeout_seconds = 0;         // 0: no idle limit (service mode)
   double max_processing_time_seconds = 0;  // 0: no time limit
+  double shutdown_timeout_seconds = 10;    // after SIGTERM, the longest wait for the open batch's write
   std::size_t max_message_bytes = 1 << 20;
   std::string strategy_catalog;               // types added to or replacing the built-in catalog
   bool allow_unknown_strategy_types = false;  // store types the catalog does not know (their parameters unchecked)

@@ -57,7 +57,8 @@ class KafkaSource {
   // Moves the read position of these partitions (those still assigned); the next poll reads from there.
   // A negative next_offset means "no stored offset": the partition restarts at auto_offset_reset.
   void seek(const std::vector<PartitionOffset>& positions);
-  // Leaves the group (revoking the assignment through the listener) and closes the consumer.
+  // Leaves the group (revoking the assignment through the listener) and closes the consumer; after 5 s without
+  // an answer from the group's coordinator it closes without it.
   void close();
 
  private:

@@ -98,6 +98,9 @@ class PostgresSink {
   void ensure_connected();
   void disconnect();
   bool ping();
+  // From any thread: breaks off whatever the connection is doing (shuts its socket down). The operation in
+  // progress fails with a lost connection (nothing of its transaction commits) and the next one reconnects.
+  void interrupt() noexcept;
 
   // Applies the migrations, or with apply=false verifies that they were applied.
   void prepare_schema(bool apply);

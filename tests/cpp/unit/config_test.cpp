@@ -179,6 +179,17 @@ TEST(ParseCommandLine, ManyFlagsAtOnce) {
   EXPECT_EQ(c.kafka.bootstrap_servers, "env-broker:1");
 }
 
+TEST(ParseCommandLine, ShutdownTimeout) {
+  EXPECT_EQ(parse({}).processing.shutdown_timeout_seconds, 10);
+  EXPECT_EQ(parse({"--shutdown_timeout_seconds=2.5"}).processing.shutdown_timeout_seconds, 2.5);
+}
+
+TEST(PostgresConfig, SessionsCheckTheirClientDuringLongStatements) {
+  const std::string cs = PostgresConfig{}.connection_string();
+  EXPECT_NE(cs.find("-c client_connection_check_interval=2000"), std::string::npos) << cs;
+  EXPECT_NE(cs.find("-c TimeZone=UTC"), std::string::npos) << cs;
+}
+
 TEST(ParseCommandLine, DrainModeFlags) {
   EXPECT_TRUE(parse({"--idle_timeout_seconds=30"}).processing.drain_mode());
   EXPECT_TRUE(parse({"--max_processing_time_seconds=240"}).processing.drain_mode());
@@ -205,6 +216,7 @@ TEST(ParseCommandLine, InvalidValuesNameTheFlag) {
       {{"--batch_timeout_seconds=-1"}, {}, "--batch_timeout_seconds"},
       {{"--max_retries=-1"}, {}, "--max_retries"},
       {{"--idle_timeout_seconds=-5"}, {}, "--idle_timeout_seconds"},
+      {{"--shutdown_timeout_seconds=0"}, {}, "--shutdown_timeout_seconds"},
       {{"--poll_timeout_ms=0"}, {}, "--poll_timeout_ms"},
       {{"--kafka_topic=bad topic"}, {}, "--kafka_topic"},
       {{"--kafka_topic="}, {}, "--kafka_topic"},

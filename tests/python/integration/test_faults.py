@@ -457,6 +457,38 @@ def test_broker_down_for_20_seconds(pg, own_kafka):
         env.close()
 
 
+def test_brokers_gone_drain_gives_up_without_committing_past_its_data(pg, own_kafka):
+    """Every broker unreachable for longer than the retries allow (at least one capped interval, 30 s): a drain job
+    exits 1 with what it committed consistent, and the next run finishes the work exactly once."""
+    env = make_env(pg, own_kafka, partitions=4)
+    consumers = []
+    try:
+        layout = produce_spread(env, distinct_strategies(20_000, "kafkagone", seed=5))
+        drain = Consumer(env.flags("--idle_timeout_seconds=1", "--batch_size=50", "--max_retries=1",
+                                   "--kafka_property=statistics.interval.ms=1000"), "kafka-gone")
+        consumers.append(drain)
+        drain.wait_for(lambda c: c.batches() >= 1, 120, "its first committed batch")
+        own_kafka.command("down-all")
+        downed = time.time()
+        assert drain.wait(90) == 1, drain.tail()
+        took = time.time() - downed
+        assert 30 <= took < 60, f"gave up {took:.1f} s after the brokers went down"
+        assert drain.count("giving up (drain mode, --max_retries=1)") == 1, drain.tail()
+        done = assert_rows_match_offsets(env, layout)
+        assert 0 < done < 20_000
+        own_kafka.command("up-all")
+
+        final = Consumer(env.flags("--idle_timeout_seconds=1"), "after-kafka")
+        consumers.append(final)
+        assert final.wait(180) == 0, final.tail()
+        assert_all_applied_once(env, layout)
+        print(f"brokers down: the drain job gave up after {took:.1f} s with {done} applied")
+    finally:
+        for c in consumers:
+            c.stop()
+        env.close()
+
+
 def test_three_consumers_one_killed_fourth_joins_mid_stream(pg, kafka):
     env = make_env(pg, kafka, partitions=6)
     consumers = []
@@ -529,6 +561,48 @@ def test_stale_owner_is_fenced(env):
         counts = applied_counts(env)
         assert counts == {m["strategy_hash"]: 1 for m in msgs}
         assert env.stored_offsets() == {0: 15}
+    finally:
+        other.close()
+        c.stop()
+
+
+def test_sigterm_breaks_off_a_write_blocked_in_postgresql(env):
+    """SIGTERM while the open batch's transaction waits in PostgreSQL (here on a lock another session holds, as
+    behind a long migration or a hung server): after --shutdown_timeout_seconds the write is broken off, nothing of
+    the batch commits, the consumer exits 0, and the next run applies the batch exactly once."""
+    prepare(env)
+    msgs = distinct_strategies(20, "shutdown", seed=11)
+    env.produce(msgs[:10], partition=0)
+    c = Consumer(env.flags("--shutdown_timeout_seconds=2"), "shutdown")
+    other = env.pg.connect(env.database)
+    try:
+        wait_until(lambda: env.stored_offsets().get(0) == 10, 120, "the first batch")
+        other.autocommit = False
+        with other.cursor() as cur:
+            cur.execute("LOCK TABLE strategies IN ACCESS EXCLUSIVE MODE")
+            env.produce(msgs[10:], partition=0)
+            wait_until(lambda: env.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                         " AND wait_event_type = 'Lock'") == [(1,)], 60, "the consumer's write to wait")
+            rc, took = c.terminate(deadline=15)
+            assert rc == 0, c.tail()
+            assert 2 <= took < 6, f"exit {took:.2f} s after SIGTERM with a 2 s shutdown timeout"
+            assert c.count("did not commit within 2 s of the stop request") == 1, c.tail()
+            assert c.count("abandoned") == 1, c.tail()
+            # The server noticed: no session of the consumer is left waiting.
+            wait_until(lambda: env.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                         " AND wait_event_type = 'Lock'") == [(0,)], 10, "the write to be gone")
+        other.rollback()
+        assert env.stored_offsets() == {0: 10}
+        assert set(applied_counts(env)) == {m["strategy_hash"] for m in msgs[:10]}
+
+        again = Consumer(env.flags("--idle_timeout_seconds=1"), "after-shutdown")
+        try:
+            assert again.wait(120) == 0, again.tail()
+        finally:
+            again.stop()
+        assert applied_counts(env) == {m["strategy_hash"]: 1 for m in msgs}
+        assert env.stored_offsets() == {0: 20}
+        print(f"SIGTERM with the write blocked: exit 0 after {took:.2f} s")
     finally:
         other.close()
         c.stop()
