@@ -84,6 +84,7 @@ UPSERT = (
     "   discovery_symbol, discovery_start_time, discovery_end_time, performance_metrics)"
     "  SELECT symbol, strategy_type, parameters, current_score, strategy_hash,"
     "   discovery_symbol, discovery_start_time, discovery_end_time, performance_metrics FROM moved"
+    "  ORDER BY strategy_hash"
     "  ON CONFLICT (strategy_hash) DO UPDATE SET"
     "   current_score = EXCLUDED.current_score,"
     "   performance_metrics = COALESCE(EXCLUDED.performance_metrics, strategies.performance_metrics),"

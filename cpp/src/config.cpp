@@ -69,6 +69,13 @@ std::map<std::string, std::string> KafkaConfig::consumer_settings() const {
       {"isolation.level", "read_committed"},
       {"security.protocol", security_protocol},
       {"statistics.interval.ms", std::to_string(statistics_interval_ms)},
+      // A broker answers a fetch at the latest after this long without new data: what a message that arrives
+      // meanwhile may wait (librdkafka's 500 ms would be most of the latency budget; a real broker answers as
+      // soon as data arrives, the dev broker only then).
+      {"fetch.wait.max.ms", "50"},
+      // Prefetched messages held in memory: 16 MiB is some 30,000 messages, ahead of any batch size worth having,
+      // and keeps the consumer's memory small (librdkafka's default is 64 MiB).
+      {"queued.max.messages.kbytes", "16384"},
   };
   put_file(s, "ssl.ca.location", ssl_cafile);
   put_file(s, "ssl.certificate.location", ssl_certfile);
@@ -109,6 +116,7 @@ void ProcessingConfig::validate() const {
   require(idle_timeout_seconds >= 0, "--idle_timeout_seconds: must not be negative");
   require(max_processing_time_seconds >= 0, "--max_processing_time_seconds: must not be negative");
   require(shutdown_timeout_seconds > 0, "--shutdown_timeout_seconds: must be positive");
+  require(writer_connections >= 1 && writer_connections <= 16, "--writer_connections: must be between 1 and 16");
   require(max_message_bytes >= 1024 && max_message_bytes <= (256u << 20),
           "--max_message_bytes: must be between 1024 and 268435456");
 }
@@ -213,6 +221,10 @@ CommandLine parse_command_line(const std::vector<std::string>& args, const Envir
                  "Drain mode: exit 0 after this long caught up with nothing new (0: never)")->group(proc);
   app.add_option("--max_processing_time_seconds", c.processing.max_processing_time_seconds,
                  "Drain mode: exit 0 after this long in all (0: never)")->group(proc);
+  app.add_option("--writer_connections", c.processing.writer_connections,
+                 "Batches written in parallel, each by a thread with its own PostgreSQL connection, over disjoint "
+                 "partitions")
+      ->group(proc);
   app.add_option("--shutdown_timeout_seconds", c.processing.shutdown_timeout_seconds,
                  "On SIGTERM/SIGINT, the longest wait for the open batch to commit before it is abandoned")
       ->group(proc);

@@ -22,6 +22,7 @@ struct KafkaSource::Impl {
   rd_kafka_t* rk = nullptr;
   std::set<TopicPartition> assigned;
   std::set<TopicPartition> at_end;
+  bool queue_empty = false;  // the last poll timed out: nothing fetched was waiting
   std::exception_ptr callback_error;  // thrown inside a librdkafka callback, rethrown from poll()
 
   Impl(const KafkaConfig& c, RebalanceListener& l) : config(c), listener(l) {}
@@ -133,6 +134,7 @@ KafkaSource::~KafkaSource() {
 
 std::optional<KafkaMessage> KafkaSource::poll(std::chrono::milliseconds timeout) {
   rd_kafka_message_t* m = rd_kafka_consumer_poll(impl_->rk, static_cast<int>(timeout.count()));
+  impl_->queue_empty = m == nullptr;
   if (impl_->callback_error) {
     if (m) rd_kafka_message_destroy(m);
     std::rethrow_exception(std::exchange(impl_->callback_error, nullptr));
@@ -171,6 +173,8 @@ bool KafkaSource::caught_up() const {
   }
   return true;
 }
+
+bool KafkaSource::queue_empty() const { return impl_->queue_empty; }
 
 bool KafkaSource::has_assignment() const { return !impl_->assigned.empty(); }
 
@@ -222,7 +226,14 @@ void KafkaSource::close() {
   } else {
     const auto until = std::chrono::steady_clock::now() + kCloseTimeout;
     while (!(closed = rd_kafka_consumer_closed(impl_->rk)) && std::chrono::steady_clock::now() < until) {
-      rd_kafka_queue_poll_callback(queue, 100);
+      // Served as events: the revocation is handed to our rebalance callback; everything else is dropped.
+      rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 100);
+      if (!event) continue;
+      if (rd_kafka_event_type(event) == RD_KAFKA_EVENT_REBALANCE) {
+        Impl::rebalance_cb(impl_->rk, rd_kafka_event_error(event), rd_kafka_event_topic_partition_list(event),
+                           impl_.get());
+      }
+      rd_kafka_event_destroy(event);
     }
     if (!closed) {
       spdlog::warn("kafka consumer did not close within {} s (no coordinator answering): leaving without it; the "

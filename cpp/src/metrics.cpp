@@ -355,17 +355,8 @@ void Metrics::heartbeat(std::size_t assigned_partitions) {
   }
 }
 
-void Metrics::dead_lettered(const std::string& stage) {
-  std::lock_guard lock(mutex_);
-  ++pending_dead_letters_[stage];
-}
-
 void Metrics::batch_committed(const BatchReport& report) {
-  std::map<std::string, std::size_t> letters;
-  {
-    std::lock_guard lock(mutex_);
-    letters.swap(pending_dead_letters_);
-  }
+  const auto& letters = report.dead_letters_by_stage;
   auto& r = registry_;
   r.add(kMessages, {{"outcome", "stored_new"}}, static_cast<double>(report.stored_new));
   r.add(kMessages, {{"outcome", "stored_updated"}}, static_cast<double>(report.stored_updated));
@@ -383,11 +374,6 @@ void Metrics::batch_committed(const BatchReport& report) {
   r.add(kBatches);
   r.observe(kBatchSize, {}, static_cast<double>(report.messages));
   r.set(kLastCommit, {}, unix_seconds_now());
-}
-
-void Metrics::batch_closed() {
-  std::lock_guard lock(mutex_);
-  pending_dead_letters_.clear();
 }
 
 void Metrics::batch_fenced() { registry_.add(kFenced); }

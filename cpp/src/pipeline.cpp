@@ -3,6 +3,11 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <set>
 #include <optional>
 #include <random>
 #include <stop_token>
@@ -36,6 +41,9 @@ struct Abandoned {};
 constexpr std::chrono::milliseconds kLetterWait{10000};
 constexpr std::chrono::milliseconds kLetterSlice{250};
 
+// How long an open batch waits for another message once everything fetched has been read.
+constexpr std::chrono::milliseconds kLinger{5};
+
 std::chrono::milliseconds seconds_to_ms(double s) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
 }
@@ -49,6 +57,45 @@ std::string describe_offsets(const std::map<TopicPartition, std::int64_t>& next)
   return out;
 }
 
+
+// The dead letters sent for one batch's messages: counted when the batch commits.
+struct BatchLetters {
+  std::set<std::pair<TopicPartition, std::int64_t>> sent;  // a retried write does not send a letter twice
+  std::map<std::string, std::size_t> by_stage;
+  std::size_t count = 0;
+};
+
+// One batch: open (filled on the consumer thread), then handed to its lane's writer, then finished on the
+// consumer thread again (offsets, counters, Kafka commit) or, when fenced, dropped.
+struct Work {
+  std::uint64_t id = 0;
+  Batch batch;
+  BatchLetters letters;
+  // At hand-off (consumer thread): what is written.
+  std::vector<std::size_t> chosen;  // entries written, after the rules and the in-batch collapse
+  std::size_t duplicates = 0;
+  std::vector<PartitionOffset> offsets;
+  Clock::time_point handed_off;
+  // By the writer.
+  WriteResult result;
+  std::optional<std::string> fenced;  // why, when another consumer moved the offsets
+  std::exception_ptr error;           // Abandoned, or an Error that outlasted its retries
+};
+
+// A writer: its own PostgreSQL connection and thread, and the partitions p with p % lanes == its index. Each
+// lane has at most one batch in flight (its offsets follow the last one's), so the lanes write in parallel
+// while the consumer thread goes on reading, decoding and validating.
+struct Lane {
+  Lane(const PostgresConfig& postgres, const std::string& group_id) : sink(postgres, group_id) {}
+  PostgresSink sink;
+  Work open;  // consumer thread only
+  std::mutex mutex;
+  std::condition_variable_any changed;
+  std::unique_ptr<Work> job;  // guarded by mutex: in flight until `done`
+  bool done = false;
+  std::jthread thread;  // last: stopped and joined first
+};
+
 }  // namespace
 
 struct Pipeline::Impl : RebalanceListener {
@@ -58,20 +105,18 @@ struct Pipeline::Impl : RebalanceListener {
   std::atomic<bool> stop_requested{false};
   std::atomic<bool> healthy{true};
   RetryPolicy retry_policy;
-  std::mt19937_64 rng{std::random_device{}()};
   StrategyInspector inspector;  // decode + built-in validation, the same code as the Python StrategyInspector
   BatchPolicy batch_policy;
-  PostgresSink sink;
-  Batch batch;
+  PostgresSink sink;  // the consumer thread's: schema and stored offsets
   std::uint64_t batch_id = 0;
-  std::size_t batch_dead_letters = 0;
-  std::set<std::pair<TopicPartition, std::int64_t>> batch_letters_sent;
   // The stored next offset of each assigned partition, as this consumer last read or wrote it (the fence).
+  // Consumer thread only.
   std::map<TopicPartition, std::optional<std::int64_t>> expected;
   std::shared_ptr<RuleEngine> rules;  // analyst rules, optional
   std::optional<Clock::time_point> kafka_down_since;  // since when librdkafka's statistics show no broker up
   bool kafka_outage_reported = false;
   std::unique_ptr<DlqProducer> dlq;
+  std::vector<std::unique_ptr<Lane>> lanes;  // after dlq: the writers use it until they are joined
   std::unique_ptr<KafkaSource> source;  // last: destroyed first, while the rest is still there
 
   Impl(Config c, PipelineObserver* o)
@@ -86,11 +131,19 @@ struct Pipeline::Impl : RebalanceListener {
     batch_policy.max_age = seconds_to_ms(config.processing.batch_timeout_seconds);
   }
 
+  ~Impl() {
+    // Only after an error: a writer still retrying gives up, one blocked in PostgreSQL is broken off.
+    stop_requested = true;
+    for (auto& lane : lanes) lane->sink.interrupt();
+    lanes.clear();
+  }
+
   // Runs `op` until it succeeds, backing off between attempts. Errors that a retry cannot mend are thrown at
   // once. After --max_retries failed retries a drain-mode run gives up (throws); a service keeps trying at the
-  // capped interval, reported as unhealthy meanwhile.
+  // capped interval, reported as unhealthy meanwhile. Any thread.
   template <class F>
   auto retrying(const char* what, F&& op) -> decltype(op()) {
+    thread_local std::mt19937_64 rng{std::random_device{}()};
     for (int failures = 0;;) {
       try {
         if constexpr (std::is_void_v<decltype(op())>) {
@@ -144,10 +197,11 @@ struct Pipeline::Impl : RebalanceListener {
     const auto until = Clock::now() + delay;
     while (Clock::now() < until) {
       if (stop_requested) throw Abandoned{};
-      observer->heartbeat(expected.size());
+      observer->heartbeat(expected_partitions);
       std::this_thread::sleep_for(std::min<Clock::duration>(until - Clock::now(), std::chrono::milliseconds(50)));
     }
   }
+  std::atomic<std::size_t> expected_partitions{0};  // expected.size(), for heartbeats from any thread
 
   std::map<std::int32_t, std::int64_t> on_assigned(const std::string& topic,
                                                    const std::vector<std::int32_t>& partitions) override {
@@ -156,6 +210,7 @@ struct Pipeline::Impl : RebalanceListener {
       auto it = stored.find(p);
       expected[{topic, p}] = it == stored.end() ? std::nullopt : std::optional<std::int64_t>(it->second);
     }
+    expected_partitions = expected.size();
     return stored;
   }
 
@@ -191,61 +246,68 @@ struct Pipeline::Impl : RebalanceListener {
     const auto down_for = now - *kafka_down_since;
     if (config.processing.drain_mode() && down_for >= kafka_outage_limit()) {
       const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(down_for).count();
-      spdlog::error("no Kafka broker reachable for {} s, giving up (drain mode, --max_retries={}); the open batch "
-                    "({} message(s)) is not committed",
-                    seconds, config.processing.max_retries, batch.message_count());
+      spdlog::error("no Kafka broker reachable for {} s, giving up (drain mode, --max_retries={}); the open "
+                    "batches ({} message(s)) are not committed",
+                    seconds, config.processing.max_retries, open_messages());
       throw KafkaError("no Kafka broker reachable for " + std::to_string(seconds) + " s, gave up", false);
     }
   }
 
   void on_revoked(const std::set<TopicPartition>& partitions) override {
-    // Uncommitted work of these partitions is abandoned: their new owner resumes from the stored offsets.
-    LogScope log_scope({{"batch_id", batch_id + 1}});
-    const auto before = batch.message_count();
-    batch.drop_partitions(partitions);
-    if (before != batch.message_count()) {
-      spdlog::info("abandoned {} uncommitted message(s) of revoked partitions", before - batch.message_count());
+    // Uncommitted work of these partitions is abandoned: their new owner resumes from the stored offsets. A
+    // batch of theirs already being written commits only if the stored offsets are still the ones it expects.
+    const auto before = open_messages();
+    for (auto& lane : lanes) lane->open.batch.drop_partitions(partitions);
+    if (before != open_messages()) {
+      spdlog::info("abandoned {} uncommitted message(s) of revoked partitions", before - open_messages());
     }
     for (const auto& tp : partitions) expected.erase(tp);
+    expected_partitions = expected.size();
   }
 
-  void dead_letter(const std::string& payload, const std::string& stage, Reasons reasons,
+  std::size_t open_messages() const {
+    std::size_t n = 0;
+    for (const auto& lane : lanes) n += lane->open.batch.message_count();
+    return n;
+  }
+
+  Lane& lane_of(std::int32_t partition) {
+    return *lanes[static_cast<std::size_t>(partition) % lanes.size()];
+  }
+
+  // Any thread: `work` is the consumer thread's open batch, or a batch its writer owns.
+  void dead_letter(Work& work, const std::string& payload, const std::string& stage, Reasons reasons,
                    const SourcePosition& source_position) {
     const auto key = std::make_pair(TopicPartition{source_position.topic, source_position.partition},
                                     source_position.offset);
-    if (!batch_letters_sent.insert(key).second) return;  // already sent in this batch (a retried write)
+    if (!work.letters.sent.insert(key).second) return;  // already sent for this batch (a retried write)
     LogFields fields = message_log_fields(source_position);
     fields.emplace_back("stage", stage);
     LogScope log_scope(std::move(fields));
     spdlog::warn("dead-lettering {}[{}]@{} at stage {}: {}", source_position.topic, source_position.partition,
                  source_position.offset, stage, reasons_to_text(reasons));
     dlq->send(DeadLetter{payload, stage, std::move(reasons), source_position});
-    ++batch_dead_letters;
-    observer->dead_lettered(stage);
+    ++work.letters.count;
+    ++work.letters.by_stage[stage];
   }
 
   void process(KafkaMessage&& message) {
     ++counters.messages;
+    Work& open = lane_of(message.source.partition).open;
+    if (open.id == 0) open.id = ++batch_id;  // numbered as they open: a message's log names its batch
     Inspection inspection = inspector.inspect(message.payload, now_us());
     if (inspection.ok()) {
-      batch.add(std::move(inspection.record), message.source, std::move(message.payload));
+      open.batch.add(std::move(inspection.record), message.source, std::move(message.payload));
     } else {
       // The batch this message's offset will commit with; its strategy_hash when it was decoded.
-      LogScope log_scope({{"batch_id", batch_id + 1}});
+      LogScope log_scope({{"batch_id", open.id}});
       std::optional<LogScope> hash_scope;
       if (!inspection.record.strategy_hash.empty()) {
         hash_scope.emplace(LogFields{{"strategy_hash", inspection.record.strategy_hash}});
       }
-      dead_letter(message.payload, inspection.stage, std::move(inspection.reasons), message.source);
-      batch.skip(message.source);
+      dead_letter(open, message.payload, inspection.stage, std::move(inspection.reasons), message.source);
+      open.batch.skip(message.source);
     }
-  }
-
-  void reset_batch() {
-    batch.clear();
-    batch_dead_letters = 0;
-    batch_letters_sent.clear();
-    observer->batch_closed();
   }
 
   // After a fence: the stored offsets are the truth. Read them again and continue from there; if the
@@ -269,7 +331,8 @@ struct Pipeline::Impl : RebalanceListener {
   // The rules see every message of the batch, in one call, before duplicates collapse: each gets its own
   // verdict whatever batch it lands in. What they refuse is dead-lettered and takes no part in the collapse (its
   // offset still commits with the batch). Returns one flag per entry: refused.
-  std::vector<bool> apply_rules(const std::vector<BatchEntry>& entries) {
+  std::vector<bool> apply_rules(Work& work) {
+    const auto& entries = work.batch.entries();
     std::vector<const StrategyRecord*> records;
     records.reserve(entries.size());
     for (const auto& e : entries) records.push_back(&e.record);
@@ -279,79 +342,157 @@ struct Pipeline::Impl : RebalanceListener {
     for (std::size_t i = 0; i < entries.size() && i < outcomes.size(); ++i) {
       if (!outcomes[i].rejected()) continue;
       const std::string stage = outcomes[i].stage();
-      dead_letter(entries[i].payload, stage, std::move(outcomes[i].rejections), entries[i].source);
+      dead_letter(work, entries[i].payload, stage, std::move(outcomes[i].rejections), entries[i].source);
       refused[i] = true;
     }
     return refused;
   }
 
-  void flush() {
-    if (batch.empty()) return;
-    const auto started = Clock::now();
-    ++batch_id;
-    LogScope log_scope(batch_log_fields(batch_id, batch));
-    const auto& entries = batch.entries();
-    const std::vector<bool> refused = rules ? apply_rules(entries) : std::vector<bool>{};
-    const auto chosen = collapse_by_hash(entries, refused);
-    const std::size_t duplicates =
-        entries.size() - chosen.size() - static_cast<std::size_t>(std::count(refused.begin(), refused.end(), true));
+  // ---- the writers
+
+  // The writer's part of a batch: its dead letters acknowledged, then rows and offsets in one transaction.
+  void write(Lane& lane, Work& work) {
+    LogScope log_scope(batch_log_fields(work.id, work.batch));
+    const auto& entries = work.batch.entries();
     // Letters first: an offset is never committed before the dead letter of its message is acknowledged.
     retrying("deliver dead letters", [&] { flush_letters(); });
-
     std::vector<const StrategyRecord*> records;
-    records.reserve(chosen.size());
-    for (auto i : chosen) records.push_back(&entries[i].record);
-    std::vector<PartitionOffset> offsets;
-    for (const auto& [tp, next] : batch.next_offsets()) {
-      auto it = expected.find(tp);
-      offsets.push_back({tp.first, tp.second, next, it == expected.end() ? std::nullopt : it->second});
-    }
+    records.reserve(work.chosen.size());
+    for (auto i : work.chosen) records.push_back(&entries[i].record);
     auto on_rejected = [&](const std::vector<RowRejection>& rejected) {
       for (const auto& r : rejected) {
-        const BatchEntry& e = entries[chosen[r.index]];
+        const BatchEntry& e = entries[work.chosen[r.index]];
         LogScope hash_scope({{"strategy_hash", e.record.strategy_hash}});
-        dead_letter(e.payload, "database",
+        dead_letter(work, e.payload, "database",
                     {{"database." + r.sqlstate, "", truncate_for_reason(e.record.strategy_hash), r.message}},
                     e.source);
       }
       flush_letters();
     };
+    work.result = retrying("write batch", [&] {
+      const auto write_started = Clock::now();
+      auto written = lane.sink.write_batch(records, work.offsets, on_rejected);
+      observer->database_write(std::chrono::duration<double>(Clock::now() - write_started).count());
+      return written;
+    });
+  }
 
-    WriteResult result;
-    try {
-      result = retrying("write batch", [&] {
-        const auto write_started = Clock::now();
-        auto written = sink.write_batch(records, offsets, on_rejected);
-        observer->database_write(std::chrono::duration<double>(Clock::now() - write_started).count());
-        return written;
-      });
-    } catch (const FencedError& e) {
+  void writer_loop(Lane& lane, std::stop_token stop) {
+    for (;;) {
+      Work* work = nullptr;
+      {
+        std::unique_lock lock(lane.mutex);
+        if (!lane.changed.wait(lock, stop, [&] { return lane.job && !lane.done; })) return;
+        work = lane.job.get();
+      }
+      try {
+        write(lane, *work);
+      } catch (const FencedError& e) {
+        work->fenced = e.what();
+      } catch (...) {
+        work->error = std::current_exception();
+      }
+      {
+        std::lock_guard lock(lane.mutex);
+        lane.done = true;
+      }
+      lane.changed.notify_all();
+    }
+  }
+
+  void start_writers() {
+    const auto n = static_cast<std::size_t>(config.processing.writer_connections);
+    for (std::size_t i = 0; i < n; ++i) {
+      lanes.push_back(std::make_unique<Lane>(config.postgres, config.kafka.group_id));
+      Lane& lane = *lanes.back();
+      lane.thread = std::jthread([this, &lane](std::stop_token stop) { writer_loop(lane, stop); });
+    }
+  }
+
+  static bool busy(Lane& lane) {
+    std::lock_guard lock(lane.mutex);
+    return lane.job != nullptr;
+  }
+
+  // ---- the consumer thread's side of a batch
+
+  // Finishes the lane's batch once its writer is done with it (with `wait`, waits for that): offsets, counters,
+  // the log line and the Kafka commit; or, when it was fenced, the stored offsets are read again. Rethrows what
+  // stopped the writer.
+  void collect(Lane& lane, bool wait) {
+    std::unique_ptr<Work> work;
+    {
+      std::unique_lock lock(lane.mutex);
+      if (!lane.job) return;
+      while (wait && !lane.done) {
+        lane.changed.wait_for(lock, std::chrono::milliseconds(50));
+        if (!lane.done) observer->heartbeat(expected.size());
+      }
+      if (!lane.done) return;
+      work = std::move(lane.job);
+      lane.done = false;
+    }
+    LogScope log_scope(batch_log_fields(work->id, work->batch));
+    if (work->error) std::rethrow_exception(work->error);
+    if (work->fenced) {
       ++counters.fenced_batches;
       observer->batch_fenced();
-      spdlog::warn("batch {} abandoned: {}", batch_id, e.what());
-      const auto partitions = batch.next_offsets();
-      reset_batch();
+      spdlog::warn("batch {} abandoned: {}", work->id, *work->fenced);
+      const auto partitions = work->batch.next_offsets();
+      std::set<TopicPartition> keys;
+      for (const auto& [tp, _] : partitions) keys.insert(tp);
+      lane.open.batch.drop_partitions(keys);  // read after the fenced batch: reread from the stored offsets
       resume_from_stored(partitions);
       return;
     }
-    for (const auto& o : offsets) {
+    for (const auto& o : work->offsets) {
       if (auto it = expected.find({o.topic, o.partition}); it != expected.end()) it->second = o.next_offset;
     }
+    const auto& result = work->result;
     counters.stored_new += result.inserted;
     counters.stored_updated += result.updated;
-    counters.duplicate_in_batch += duplicates;
-    counters.dead_lettered += batch_dead_letters;
+    counters.duplicate_in_batch += work->duplicates;
+    counters.dead_lettered += work->letters.count;
     ++counters.batches;
-    observer->batch_committed(
-        {batch_id, batch.message_count(), result.inserted, result.updated, duplicates, batch_dead_letters});
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
+    observer->batch_committed({work->id, work->batch.message_count(), result.inserted, result.updated,
+                               work->duplicates, work->letters.count, work->letters.by_stage});
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - work->handed_off).count();
     // row statements: COPY+INSERT attempts, 1 unless PostgreSQL refused rows (then about 2*log2(n) per row).
     spdlog::info("batch {}: {} message(s): {} new, {} updated, {} duplicate(s) in batch, {} dead-lettered; "
                  "{} row statement(s); offsets {}; {} ms",
-                 batch_id, batch.message_count(), result.inserted, result.updated, duplicates, batch_dead_letters,
-                 result.row_statements, describe_offsets(batch.next_offsets()), ms);
-    source->commit(offsets);
-    reset_batch();
+                 work->id, work->batch.message_count(), result.inserted, result.updated, work->duplicates,
+                 work->letters.count, result.row_statements, describe_offsets(work->batch.next_offsets()), ms);
+    source->commit(work->offsets);
+  }
+
+  // Hands the lane's open batch to its writer, once the batch before it is finished (the offsets it expects are
+  // the ones that batch wrote).
+  void hand_off(Lane& lane) {
+    collect(lane, /*wait=*/true);
+    if (lane.open.batch.empty()) return;
+    auto work = std::make_unique<Work>(std::exchange(lane.open, Work{}));
+    work->handed_off = Clock::now();
+    LogScope log_scope(batch_log_fields(work->id, work->batch));
+    const std::vector<bool> refused = rules ? apply_rules(*work) : std::vector<bool>{};
+    work->chosen = collapse_by_hash(work->batch.entries(), refused);
+    work->duplicates = work->batch.entries().size() - work->chosen.size() -
+                       static_cast<std::size_t>(std::count(refused.begin(), refused.end(), true));
+    for (const auto& [tp, next] : work->batch.next_offsets()) {
+      auto it = expected.find(tp);
+      work->offsets.push_back({tp.first, tp.second, next, it == expected.end() ? std::nullopt : it->second});
+    }
+    {
+      std::lock_guard lock(lane.mutex);
+      lane.job = std::move(work);
+      lane.done = false;
+    }
+    lane.changed.notify_all();
+  }
+
+  // Every open batch written and finished.
+  void flush_all() {
+    for (auto& lane : lanes) hand_off(*lane);
+    for (auto& lane : lanes) collect(*lane, /*wait=*/true);
   }
 
   ExitReason consume() {
@@ -361,22 +502,35 @@ struct Pipeline::Impl : RebalanceListener {
     const auto poll_timeout = std::chrono::milliseconds(config.kafka.poll_timeout_ms);
     std::optional<Clock::time_point> idle_since;
     while (!stop_requested) {
-      auto message = source->poll(poll_timeout);
+      // An open batch waits only kLinger for more: once everything fetched is read, it is written.
+      auto message = source->poll(open_messages() == 0 ? poll_timeout : std::min(poll_timeout, kLinger));
       observer->heartbeat(expected.size());
       if (message) process(std::move(*message));
       const bool caught_up = source->caught_up();
+      const bool nothing_waiting = caught_up || source->queue_empty();
       const auto now = Clock::now();
       check_kafka_reachable(now);
-      if (batch_policy.should_flush(batch.message_count(), now - batch.started(), caught_up)) flush();
-      if (rules && batch.empty()) rules->reload_if_changed();  // between batches only
+      bool idle = true;
+      for (auto& lane : lanes) {
+        collect(*lane, /*wait=*/false);
+        const Batch& open = lane->open.batch;
+        // While its writer is busy a batch goes on growing (the next transaction takes more at once), up to
+        // --batch_size; then the consumer waits for the writer.
+        if (batch_policy.should_flush(open.message_count(), now - open.started(), nothing_waiting) &&
+            (!busy(*lane) || open.message_count() >= batch_policy.max_messages)) {
+          hand_off(*lane);
+        }
+        idle = idle && lane->open.batch.empty() && !busy(*lane);
+      }
+      if (rules && open_messages() == 0) rules->reload_if_changed();  // between batches only
       if (max_time.count() > 0 && now - start >= max_time) {
-        flush();
+        flush_all();
         spdlog::info("maximum processing time reached");
         return ExitReason::time_limit;
       }
       // The idle clock runs only while this consumer holds partitions and has read them all: joining a group
       // after a crash can take a while, and a drain job must not give up before it has started.
-      if (idle_limit.count() > 0 && caught_up && batch.empty()) {
+      if (idle_limit.count() > 0 && caught_up && idle) {
         if (!idle_since) idle_since = now;
         if (now - *idle_since >= idle_limit) {
           spdlog::info("caught up and idle for {} s", config.processing.idle_timeout_seconds);
@@ -386,7 +540,7 @@ struct Pipeline::Impl : RebalanceListener {
         idle_since.reset();
       }
     }
-    flush();
+    flush_all();
     return ExitReason::stopped;
   }
 };
@@ -397,6 +551,7 @@ Pipeline::~Pipeline() = default;
 
 ExitReason Pipeline::run() {
   auto& s = *impl_;
+  if (s.lanes.empty()) s.start_writers();
   // The shutdown deadline: after a stop request, the open batch has --shutdown_timeout_seconds to commit. Then
   // the database operation it waits for is broken off (again every second), and the batch is abandoned.
   std::jthread watchdog([&s](std::stop_token done) {
@@ -416,6 +571,7 @@ ExitReason Pipeline::run() {
       if (!last_interrupt || now - *last_interrupt >= std::chrono::seconds(1)) {
         last_interrupt = now;
         s.sink.interrupt();
+        for (auto& lane : s.lanes) lane->sink.interrupt();
       }
     }
   });
@@ -428,8 +584,15 @@ ExitReason Pipeline::run() {
     s.source->close();
     return reason;
   } catch (const Abandoned&) {
-    const auto dropped = s.batch.message_count();
-    s.reset_batch();
+    // The other writers finish (or abandon) what they hold; nothing more is handed to them.
+    for (auto& lane : s.lanes) {
+      try {
+        s.collect(*lane, /*wait=*/true);
+      } catch (...) {
+      }
+    }
+    const auto dropped = s.open_messages();
+    for (auto& lane : s.lanes) lane->open = Work{};
     if (s.source) s.source->close();
     spdlog::warn("stopped while retrying; the open batch ({} message(s)) was abandoned, nothing of it committed",
                  dropped);

@@ -47,6 +47,9 @@ const char* const kUpsert =
     "   discovery_symbol, discovery_start_time, discovery_end_time, performance_metrics)"
     "  SELECT symbol, strategy_type, parameters, current_score, strategy_hash,"
     "   discovery_symbol, discovery_start_time, discovery_end_time, performance_metrics FROM moved"
+    // Rows locked in one order by every writer: two transactions upserting the same strategies wait for one
+    // another instead of deadlocking.
+    "  ORDER BY strategy_hash"
     "  ON CONFLICT (strategy_hash) DO UPDATE SET"
     "   current_score = EXCLUDED.current_score,"
     "   performance_metrics = COALESCE(EXCLUDED.performance_metrics, strategies.performance_metrics),"

@@ -62,7 +62,8 @@ std::vector<std::size_t> collapse_by_hash(const std::vector<BatchEntry>& entries
 std::vector<std::size_t> collapse_by_hash(const std::vector<BatchEntry>& entries, const std::vector<bool>& excluded);
 
 // When a batch is written: when it is full, when it is older than the timeout, or as soon as the consumer has
-// caught up with every assigned partition (a quiet topic sees its rows at once, not after the timeout).
+// caught up: read every assigned partition to its end, or everything fetched so far (a quiet topic sees its rows
+// at once, not after the timeout, and a steady stream waits one fetch, not a full batch).
 struct BatchPolicy {
   std::size_t max_messages = 1000;
   std::chrono::milliseconds max_age{30000};

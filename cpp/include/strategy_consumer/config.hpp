@@ -37,6 +37,7 @@ struct ProcessingConfig {
   double idle_timeout_seconds = 0;         // 0: no idle limit (service mode)
   double max_processing_time_seconds = 0;  // 0: no time limit
   double shutdown_timeout_seconds = 10;    // after SIGTERM, the longest wait for the open batch's write
+  int writer_connections = 2;              // writer threads, each with its PostgreSQL connection and partitions
   std::size_t max_message_bytes = 1 << 20;
   std::string strategy_catalog;               // types added to or replacing the built-in catalog
   bool allow_unknown_strategy_types = false;  // store types the catalog does not know (their parameters unchecked)

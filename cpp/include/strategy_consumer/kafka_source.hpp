@@ -49,6 +49,8 @@ class KafkaSource {
 
   // True when every assigned partition has been read to its end (and at least one is assigned).
   bool caught_up() const;
+  // The last poll timed out: everything fetched so far has been read (more may be on its way from the brokers).
+  bool queue_empty() const;
   bool has_assignment() const;
   std::set<TopicPartition> assignment() const;
 

@@ -91,20 +91,18 @@ struct BatchReport {
   std::size_t stored_updated = 0;
   std::size_t duplicates = 0;      // collapsed into a later message of the same strategy_hash
   std::size_t dead_lettered = 0;   // letters of this batch, every stage
+  std::map<std::string, std::size_t> dead_letters_by_stage;
 };
 
-// Called on the pipeline's thread. The default implementations do nothing.
+// Called on the pipeline's threads (the consumer's and the writers'): implementations are thread-safe. The
+// default implementations do nothing.
 class PipelineObserver {
  public:
   virtual ~PipelineObserver() = default;
   // The processing loop is alive (each poll, each step of a retry wait), holding this many partitions.
   virtual void heartbeat(std::size_t /*assigned_partitions*/) {}
-  // A dead letter was sent for a message of the open batch. It counts once its batch commits.
-  virtual void dead_lettered(const std::string& /*stage*/) {}
-  // The open batch committed (rows, offsets and its dead letters).
+  // A batch committed (rows, offsets and its dead letters).
   virtual void batch_committed(const BatchReport& /*report*/) {}
-  // The open batch is gone (committed, fenced or abandoned): dead letters not yet counted are forgotten.
-  virtual void batch_closed() {}
   // A batch was abandoned because another consumer owns its partitions now.
   virtual void batch_fenced() {}
   // One successful write_batch (COPY, upsert, offsets, COMMIT), in seconds.
@@ -165,9 +163,7 @@ class Metrics : public PipelineObserver {
 
   // PipelineObserver
   void heartbeat(std::size_t assigned_partitions) override;
-  void dead_lettered(const std::string& stage) override;
   void batch_committed(const BatchReport& report) override;
-  void batch_closed() override;
   void batch_fenced() override;
   void database_write(double seconds) override;
   void retrying(const std::string& operation) override;
@@ -182,7 +178,6 @@ class Metrics : public PipelineObserver {
   std::atomic<std::size_t> assigned_partitions_{0};
   std::atomic<int> kafka_brokers_up_{-1};
   mutable std::mutex mutex_;  // guards the two below
-  std::map<std::string, std::size_t> pending_dead_letters_;  // stage -> letters of the open batch
   std::string stalled_operation_;
   std::map<std::string, RuleCounters> rule_totals_;  // as last seen by rules_evaluated()
 };

@@ -195,20 +195,10 @@ TEST(Metrics, EveryFamilyIsPrefixedAndTheOutcomesStartAtZero) {
   EXPECT_EQ(text.find("rule"), std::string::npos);
 }
 
-TEST(Metrics, DeadLettersCountByStageOnlyWhenTheirBatchCommits) {
+TEST(Metrics, DeadLettersCountByStageWithTheirBatch) {
   Metrics m;
-  m.dead_lettered("decode");
-  m.dead_lettered("validate");
-  m.batch_closed();  // abandoned (fenced, or stopped while retrying): those letters are not counted
-  EXPECT_EQ(m.registry().value("strategy_consumer_dead_letters_total", {{"stage", "decode"}}), 0);
-
-  m.dead_lettered("decode");
-  m.dead_lettered("decode");
-  m.dead_lettered("database");
-  EXPECT_EQ(m.registry().value("strategy_consumer_dead_letters_total", {{"stage", "decode"}}), 0);
   m.batch_committed({.batch_id = 1, .messages = 10, .stored_new = 5, .stored_updated = 1, .duplicates = 1,
-                     .dead_lettered = 3});
-  m.batch_closed();
+                     .dead_lettered = 3, .dead_letters_by_stage = {{"decode", 2}, {"database", 1}}});
   const auto& r = m.registry();
   EXPECT_EQ(r.value("strategy_consumer_dead_letters_total", {{"stage", "decode"}}), 2);
   EXPECT_EQ(r.value("strategy_consumer_dead_letters_total", {{"stage", "database"}}), 1);

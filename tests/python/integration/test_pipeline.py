@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import signal
 import time
 from datetime import datetime
@@ -198,3 +199,24 @@ def test_quiet_topic_flushes_as_soon_as_caught_up(env):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+
+
+def test_writers_take_disjoint_partitions_and_overlapping_strategies_do_not_deadlock(env):
+    """Two writer connections (the default): each batch holds the partitions of one writer (even or odd), both
+    write, and the same strategies re-discovered on every partition (rows both writers upsert at once) are stored
+    once each with their offsets exact, without a deadlock being retried."""
+    base = unique_strategies(200, seed=21)
+    for p in range(env.partitions):  # every partition carries all 200 strategies, with its own scores
+        env.produce([{**m, ("current_score" if "current_score" in m else "score"): round(p + i / 1000, 3)}
+                     for i, m in enumerate(base)] * 3, partition=p)
+    result = env.drain("--batch_size=150", "--log_format=text")
+    batches = [line for line in result.stderr.splitlines() if re.search(r"\bbatch \d+: \d+ message", line)]
+    parities = []
+    for line in batches:
+        offsets = line.split("; offsets ", 1)[1].split(";", 1)[0].split()
+        parities.append({int(o.split("[", 1)[1].split("]", 1)[0]) % 2 for o in offsets})
+    assert parities and all(len(p) == 1 for p in parities), parities
+    assert {next(iter(p)) for p in parities} == {0, 1}
+    assert "deadlock" not in result.stderr
+    assert env.query("SELECT count(*), count(DISTINCT strategy_hash) FROM strategies") == [(200, 200)]
+    assert env.stored_offsets() == env.end_offsets() == {p: 600 for p in range(env.partitions)}
