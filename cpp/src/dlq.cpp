@@ -3,9 +3,11 @@
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
-#include <atomic>
+#include <algorithm>
+#include <cstdint>
 #include <deque>
 #include <mutex>
+#include <set>
 
 #include "kafka_support.hpp"
 #include "strategy_consumer/errors.hpp"
@@ -40,6 +42,7 @@ std::string base64(std::string_view in) {
 }
 
 struct Letter {
+  std::uint64_t seq = 0;  // the order of sending: flush(up_to) waits for the letters up to a number
   std::string payload;
   std::vector<std::pair<std::string, std::string>> headers;
 };
@@ -88,10 +91,16 @@ std::string encode_dead_letter(const DeadLetter& letter, std::int64_t now) {
 struct DlqProducer::Impl {
   KafkaConfig config;
   rd_kafka_t* rk = nullptr;
-  std::mutex mutex;
+  std::mutex mutex;  // guards the four below; never held while calling librdkafka
   std::deque<std::unique_ptr<Letter>> failed;  // delivery failed: sent again by the next flush
-  std::atomic<std::size_t> in_flight{0};
+  std::set<std::uint64_t> unacknowledged;      // every letter sent and not yet acknowledged, failed ones too
+  std::uint64_t last_seq = 0;
   std::string last_error;
+
+  bool acknowledged_up_to(std::uint64_t seq) {
+    std::lock_guard lock(mutex);
+    return unacknowledged.empty() || *unacknowledged.begin() > seq;
+  }
 
   void produce(std::unique_ptr<Letter> letter) {
     rd_kafka_headers_t* headers = rd_kafka_headers_new(letter->headers.size());
@@ -107,18 +116,18 @@ struct DlqProducer::Impl {
       failed.push_back(std::move(letter));
       return;
     }
-    ++in_flight;
     letter.release();  // owned by librdkafka's opaque until the delivery report
   }
 
   static void delivery_cb(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
     auto* self = static_cast<Impl*>(opaque);
     std::unique_ptr<Letter> letter(static_cast<Letter*>(m->_private));
-    --self->in_flight;
+    std::lock_guard lock(self->mutex);
     if (m->err) {
-      std::lock_guard lock(self->mutex);
       self->last_error = rd_kafka_err2str(m->err);
-      self->failed.push_back(std::move(letter));
+      self->failed.push_back(std::move(letter));  // still unacknowledged
+    } else {
+      self->unacknowledged.erase(letter->seq);
     }
   }
 };
@@ -134,17 +143,22 @@ DlqProducer::DlqProducer(const KafkaConfig& config) : impl_(std::make_unique<Imp
 DlqProducer::~DlqProducer() {
   if (!impl_->rk) return;
   rd_kafka_flush(impl_->rk, 5000);
-  if (impl_->in_flight > 0) {
-    spdlog::warn("{} dead letters were not acknowledged at shutdown; their offsets were not committed",
-                 impl_->in_flight.load());
+  if (const auto n = pending(); n > 0) {
+    spdlog::warn("{} dead letters were not acknowledged at shutdown; their offsets were not committed", n);
     rd_kafka_purge(impl_->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_poll(impl_->rk, 0);  // runs the purged messages' delivery reports, freeing them
   }
   rd_kafka_destroy(impl_->rk);
 }
 
-void DlqProducer::send(const DeadLetter& letter) {
+std::uint64_t DlqProducer::send(const DeadLetter& letter) {
   auto l = std::make_unique<Letter>();
+  {
+    std::lock_guard lock(impl_->mutex);
+    l->seq = ++impl_->last_seq;
+    impl_->unacknowledged.insert(l->seq);
+  }
+  const auto seq = l->seq;
   l->payload = encode_dead_letter(letter, now_us());
   l->headers = {{"dlq.source.topic", letter.source.topic},
                 {"dlq.source.partition", std::to_string(letter.source.partition)},
@@ -153,28 +167,34 @@ void DlqProducer::send(const DeadLetter& letter) {
                 {"dlq.error", reasons_to_text(letter.reasons).substr(0, 1000)}};
   impl_->produce(std::move(l));
   rd_kafka_poll(impl_->rk, 0);
+  return seq;
 }
 
-void DlqProducer::flush(std::chrono::milliseconds timeout) {
+void DlqProducer::flush(std::chrono::milliseconds timeout, std::uint64_t up_to) {
+  if (impl_->acknowledged_up_to(up_to)) return;
   std::deque<std::unique_ptr<Letter>> retry;
   {
     std::lock_guard lock(impl_->mutex);
     retry.swap(impl_->failed);
   }
   for (auto& l : retry) impl_->produce(std::move(l));
-  rd_kafka_flush(impl_->rk, static_cast<int>(timeout.count()));
-  std::lock_guard lock(impl_->mutex);
-  if (!impl_->failed.empty() || impl_->in_flight > 0) {
-    throw KafkaError("dead-letter topic " + impl_->config.dlq_topic + ": " +
-                         std::to_string(impl_->failed.size() + impl_->in_flight) + " letter(s) not acknowledged" +
-                         (impl_->last_error.empty() ? std::string() : " (" + impl_->last_error + ")"),
-                     true, impl_->config.dlq_topic);
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (!impl_->acknowledged_up_to(up_to) && std::chrono::steady_clock::now() < until) {
+    rd_kafka_poll(impl_->rk, 10);  // delivery reports
   }
+  if (impl_->acknowledged_up_to(up_to)) return;
+  std::lock_guard lock(impl_->mutex);
+  const auto waiting = std::count_if(impl_->unacknowledged.begin(), impl_->unacknowledged.end(),
+                                     [&](std::uint64_t seq) { return seq <= up_to; });
+  throw KafkaError("dead-letter topic " + impl_->config.dlq_topic + ": " + std::to_string(waiting) +
+                       " letter(s) not acknowledged" +
+                       (impl_->last_error.empty() ? std::string() : " (" + impl_->last_error + ")"),
+                   true, impl_->config.dlq_topic);
 }
 
 std::size_t DlqProducer::pending() const {
   std::lock_guard lock(impl_->mutex);
-  return impl_->failed.size() + impl_->in_flight;
+  return impl_->unacknowledged.size();
 }
 
 }  // namespace strategy_consumer

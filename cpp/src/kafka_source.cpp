@@ -232,6 +232,8 @@ void KafkaSource::close() {
       if (rd_kafka_event_type(event) == RD_KAFKA_EVENT_REBALANCE) {
         Impl::rebalance_cb(impl_->rk, rd_kafka_event_error(event), rd_kafka_event_topic_partition_list(event),
                            impl_.get());
+      } else if (rd_kafka_event_error(event)) {
+        spdlog::warn("kafka consumer close: {}", rd_kafka_event_error_string(event));
       }
       rd_kafka_event_destroy(event);
     }
@@ -242,6 +244,15 @@ void KafkaSource::close() {
     }
   }
   rd_kafka_queue_destroy(queue);
+  if (auto error = std::exchange(impl_->callback_error, nullptr)) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      spdlog::warn("kafka consumer close: revoking the assignment failed: {}", e.what());
+    } catch (...) {
+      spdlog::warn("kafka consumer close: revoking the assignment failed");
+    }
+  }
   rd_kafka_destroy_flags(impl_->rk, closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
   impl_->rk = nullptr;
   impl_->assigned.clear();

@@ -387,10 +387,11 @@ void Metrics::retrying(const std::string& operation) {
   stalled_operation_ = operation;
 }
 
-void Metrics::recovered(const std::string&) {
-  registry_.set(kStalled, {}, 0);
+void Metrics::recovered(const std::string& operation) {
   std::lock_guard lock(mutex_);
+  if (stalled_operation_ != operation) return;  // another operation stalled since, and still is
   stalled_operation_.clear();
+  registry_.set(kStalled, {}, 0);
 }
 
 void Metrics::kafka_statistics(std::string_view json) {

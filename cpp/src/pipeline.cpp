@@ -63,6 +63,7 @@ struct BatchLetters {
   std::set<std::pair<TopicPartition, std::int64_t>> sent;  // a retried write does not send a letter twice
   std::map<std::string, std::size_t> by_stage;
   std::size_t count = 0;
+  std::uint64_t last_seq = 0;  // DlqProducer's number of the last one: the batch waits for those up to it
 };
 
 // One batch: open (filled on the consumer thread), then handed to its lane's writer, then finished on the
@@ -114,7 +115,6 @@ struct Pipeline::Impl : RebalanceListener {
   std::map<TopicPartition, std::optional<std::int64_t>> expected;
   std::shared_ptr<RuleEngine> rules;  // analyst rules, optional
   std::optional<Clock::time_point> kafka_down_since;  // since when librdkafka's statistics show no broker up
-  bool kafka_outage_reported = false;
   std::unique_ptr<DlqProducer> dlq;
   std::vector<std::unique_ptr<Lane>> lanes;  // after dlq: the writers use it until they are joined
   std::unique_ptr<KafkaSource> source;  // last: destroyed first, while the rest is still there
@@ -131,8 +131,11 @@ struct Pipeline::Impl : RebalanceListener {
     batch_policy.max_age = seconds_to_ms(config.processing.batch_timeout_seconds);
   }
 
-  ~Impl() {
-    // Only after an error: a writer still retrying gives up, one blocked in PostgreSQL is broken off.
+  ~Impl() { stop_writers(); }
+
+  // After an error (or at the end): a writer still retrying gives up, one blocked in PostgreSQL is broken off,
+  // and they are joined. The pipeline does not run again.
+  void stop_writers() {
     stop_requested = true;
     for (auto& lane : lanes) lane->sink.interrupt();
     lanes.clear();
@@ -144,23 +147,24 @@ struct Pipeline::Impl : RebalanceListener {
   template <class F>
   auto retrying(const char* what, F&& op) -> decltype(op()) {
     thread_local std::mt19937_64 rng{std::random_device{}()};
+    std::optional<Stall> stall;  // from the first failure until success, or until the operation gives up
     for (int failures = 0;;) {
       try {
         if constexpr (std::is_void_v<decltype(op())>) {
           op();
-          if (failures) recovered(what);
+          if (failures) spdlog::info("{} succeeded again", what);
           return;
         } else {
           auto result = op();
-          if (failures) recovered(what);
+          if (failures) spdlog::info("{} succeeded again", what);
           return result;
         }
       } catch (const Error& e) {
         if (!e.retryable()) throw;
         if (stop_requested) throw Abandoned{};  // stopping: not worth another attempt (or interrupted)
+        if (failures == 0) stall.emplace(*this, what);
         ++failures;
         ++counters.retries;
-        healthy = false;
         observer->retrying(what);
         if (failures > config.processing.max_retries && config.processing.drain_mode()) {
           spdlog::error("{} failed {} times, giving up: {}", what, failures, e.what());
@@ -173,19 +177,41 @@ struct Pipeline::Impl : RebalanceListener {
     }
   }
 
-  void recovered(const char* what) {
-    healthy = true;
-    observer->recovered(what);
-    spdlog::info("{} succeeded again", what);
+  // Operations being retried, by any thread: the pipeline is healthy when there are none.
+  std::mutex stalled_mutex;
+  std::multiset<std::string> stalled;
+
+  void stall_begin(const std::string& what) {
+    std::lock_guard lock(stalled_mutex);
+    stalled.insert(what);
+    healthy = false;
   }
 
-  // Waits until every dead letter sent is acknowledged; throws KafkaError (retryable) after kLetterWait, or
-  // sooner once a stop is requested.
-  void flush_letters() {
+  void stall_end(const std::string& what) {
+    std::lock_guard lock(stalled_mutex);
+    if (auto it = stalled.find(what); it != stalled.end()) stalled.erase(it);
+    if (!stalled.count(what)) observer->recovered(what);
+    healthy = stalled.empty();
+  }
+
+  // An operation stalled for its lifetime (RAII: ended by success and by giving up alike).
+  struct Stall {
+    Impl& impl;
+    std::string what;
+    Stall(Impl& i, std::string w) : impl(i), what(std::move(w)) { impl.stall_begin(what); }
+    ~Stall() { impl.stall_end(what); }
+    Stall(const Stall&) = delete;
+    Stall& operator=(const Stall&) = delete;
+  };
+
+  // Waits until the batch's dead letters (and those sent before them) are acknowledged; throws KafkaError
+  // (retryable) after kLetterWait, or sooner once a stop is requested.
+  void flush_letters(const BatchLetters& letters) {
+    if (letters.last_seq == 0) return;
     const auto until = Clock::now() + kLetterWait;
     for (;;) {
       try {
-        dlq->flush(kLetterSlice);
+        dlq->flush(kLetterSlice, letters.last_seq);
         return;
       } catch (const KafkaError&) {
         if (stop_requested || Clock::now() >= until) throw;
@@ -202,9 +228,13 @@ struct Pipeline::Impl : RebalanceListener {
     }
   }
   std::atomic<std::size_t> expected_partitions{0};  // expected.size(), for heartbeats from any thread
+  std::optional<Stall> kafka_outage;  // while no broker is reachable
 
   std::map<std::int32_t, std::int64_t> on_assigned(const std::string& topic,
                                                    const std::vector<std::int32_t>& partitions) override {
+    // A batch of these partitions still being written (they were revoked and come back) lands first: read
+    // before it, the stored offsets would make this consumer resume behind it and apply it again.
+    for (auto& lane : lanes) collect(*lane, /*wait=*/true);
     auto stored = retrying("load stored offsets", [&] { return sink.load_offsets(topic, partitions); });
     for (auto p : partitions) {
       auto it = stored.find(p);
@@ -231,15 +261,14 @@ struct Pipeline::Impl : RebalanceListener {
 
   void check_kafka_reachable(Clock::time_point now) {
     if (!kafka_down_since) {
-      if (kafka_outage_reported) {
-        kafka_outage_reported = false;
-        recovered("reach the Kafka brokers");
+      if (kafka_outage) {
+        kafka_outage.reset();
+        spdlog::info("a Kafka broker is reachable again");
       }
       return;
     }
-    if (!kafka_outage_reported) {
-      kafka_outage_reported = true;
-      healthy = false;
+    if (!kafka_outage) {
+      kafka_outage.emplace(*this, "reach the Kafka brokers");
       observer->retrying("reach the Kafka brokers");
       spdlog::warn("no Kafka broker reachable; librdkafka keeps reconnecting");
     }
@@ -286,7 +315,7 @@ struct Pipeline::Impl : RebalanceListener {
     LogScope log_scope(std::move(fields));
     spdlog::warn("dead-lettering {}[{}]@{} at stage {}: {}", source_position.topic, source_position.partition,
                  source_position.offset, stage, reasons_to_text(reasons));
-    dlq->send(DeadLetter{payload, stage, std::move(reasons), source_position});
+    work.letters.last_seq = dlq->send(DeadLetter{payload, stage, std::move(reasons), source_position});
     ++work.letters.count;
     ++work.letters.by_stage[stage];
   }
@@ -355,7 +384,7 @@ struct Pipeline::Impl : RebalanceListener {
     LogScope log_scope(batch_log_fields(work.id, work.batch));
     const auto& entries = work.batch.entries();
     // Letters first: an offset is never committed before the dead letter of its message is acknowledged.
-    retrying("deliver dead letters", [&] { flush_letters(); });
+    retrying("deliver dead letters", [&] { flush_letters(work.letters); });
     std::vector<const StrategyRecord*> records;
     records.reserve(work.chosen.size());
     for (auto i : work.chosen) records.push_back(&entries[i].record);
@@ -367,7 +396,7 @@ struct Pipeline::Impl : RebalanceListener {
                     {{"database." + r.sqlstate, "", truncate_for_reason(e.record.strategy_hash), r.message}},
                     e.source);
       }
-      flush_letters();
+      flush_letters(work.letters);
     };
     work.result = retrying("write batch", [&] {
       const auto write_started = Clock::now();
@@ -475,6 +504,11 @@ struct Pipeline::Impl : RebalanceListener {
     LogScope log_scope(batch_log_fields(work->id, work->batch));
     const std::vector<bool> refused = rules ? apply_rules(*work) : std::vector<bool>{};
     work->chosen = collapse_by_hash(work->batch.entries(), refused);
+    // In strategy_hash order, as the upsert locks rows: the halves of a bisection keep the order too.
+    const auto& entries = work->batch.entries();
+    std::sort(work->chosen.begin(), work->chosen.end(), [&](std::size_t a, std::size_t b) {
+      return entries[a].record.strategy_hash < entries[b].record.strategy_hash;
+    });
     work->duplicates = work->batch.entries().size() - work->chosen.size() -
                        static_cast<std::size_t>(std::count(refused.begin(), refused.end(), true));
     for (const auto& [tp, next] : work->batch.next_offsets()) {
@@ -500,7 +534,7 @@ struct Pipeline::Impl : RebalanceListener {
     const auto max_time = seconds_to_ms(config.processing.max_processing_time_seconds);
     const auto idle_limit = seconds_to_ms(config.processing.idle_timeout_seconds);
     const auto poll_timeout = std::chrono::milliseconds(config.kafka.poll_timeout_ms);
-    std::optional<Clock::time_point> idle_since;
+    Clock::time_point idle_since{};  // while idle: since when (epoch: not idle)
     while (!stop_requested) {
       // An open batch waits only kLinger for more: once everything fetched is read, it is written.
       auto message = source->poll(open_messages() == 0 ? poll_timeout : std::min(poll_timeout, kLinger));
@@ -531,13 +565,13 @@ struct Pipeline::Impl : RebalanceListener {
       // The idle clock runs only while this consumer holds partitions and has read them all: joining a group
       // after a crash can take a while, and a drain job must not give up before it has started.
       if (idle_limit.count() > 0 && caught_up && idle) {
-        if (!idle_since) idle_since = now;
-        if (now - *idle_since >= idle_limit) {
+        if (idle_since == Clock::time_point{}) idle_since = now;
+        if (now - idle_since >= idle_limit) {
           spdlog::info("caught up and idle for {} s", config.processing.idle_timeout_seconds);
           return ExitReason::idle;
         }
       } else {
-        idle_since.reset();
+        idle_since = Clock::time_point{};
       }
     }
     flush_all();
@@ -583,6 +617,10 @@ ExitReason Pipeline::run() {
     const ExitReason reason = s.consume();
     s.source->close();
     return reason;
+  } catch (const Error&) {
+    s.stop_writers();  // nothing more commits; a writer still retrying gives up, one blocked is broken off
+    if (s.source) s.source->close();
+    throw;
   } catch (const Abandoned&) {
     // The other writers finish (or abandon) what they hold; nothing more is handed to them.
     for (auto& lane : s.lanes) {

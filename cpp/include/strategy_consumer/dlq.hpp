@@ -33,10 +33,13 @@ class DlqProducer {
   DlqProducer(const DlqProducer&) = delete;
   DlqProducer& operator=(const DlqProducer&) = delete;
 
-  void send(const DeadLetter& letter);
-  // Waits until every letter sent is acknowledged. Throws KafkaError (retryable) when one failed or the
-  // timeout passed; the failed letters are kept and sent again by the next flush.
-  void flush(std::chrono::milliseconds timeout);
+  // Sends a letter (any thread); returns its number, in the order of sending.
+  std::uint64_t send(const DeadLetter& letter);
+  // Waits until every letter numbered up to `up_to` (default: all sent) is acknowledged: letters sent later,
+  // for other batches, are not waited for. Throws KafkaError (retryable) when one failed or the timeout passed;
+  // the failed letters are kept and sent again by the next flush.
+  void flush(std::chrono::milliseconds timeout, std::uint64_t up_to = UINT64_MAX);
+  // Letters sent and not acknowledged yet.
   std::size_t pending() const;
 
  private:
