@@ -58,12 +58,17 @@ std::string describe_offsets(const std::map<TopicPartition, std::int64_t>& next)
 }
 
 
-// The dead letters sent for one batch's messages: counted when the batch commits.
+// The dead letters sent for one batch's messages, by position: counted when the batch commits.
 struct BatchLetters {
-  std::set<std::pair<TopicPartition, std::int64_t>> sent;  // a retried write does not send a letter twice
-  std::map<std::string, std::size_t> by_stage;
-  std::size_t count = 0;
+  std::map<std::pair<TopicPartition, std::int64_t>, std::string> stage_of;  // a retried write sends none twice
   std::uint64_t last_seq = 0;  // DlqProducer's number of the last one: the batch waits for those up to it
+
+  std::size_t count() const { return stage_of.size(); }
+  std::map<std::string, std::size_t> by_stage() const {
+    std::map<std::string, std::size_t> out;
+    for (const auto& [_, stage] : stage_of) ++out[stage];
+    return out;
+  }
 };
 
 // One batch: open (filled on the consumer thread), then handed to its lane's writer, then finished on the
@@ -72,6 +77,12 @@ struct Work {
   std::uint64_t id = 0;
   Batch batch;
   BatchLetters letters;
+
+  // Forgets what was read from these partitions, letters included (they are reread, elsewhere or here).
+  void drop_partitions(const std::set<TopicPartition>& partitions) {
+    batch.drop_partitions(partitions);
+    std::erase_if(letters.stage_of, [&](const auto& letter) { return partitions.count(letter.first.first) > 0; });
+  }
   // At hand-off (consumer thread): what is written.
   std::vector<std::size_t> chosen;  // entries written, after the rules and the in-batch collapse
   std::size_t duplicates = 0;
@@ -286,7 +297,7 @@ struct Pipeline::Impl : RebalanceListener {
     // Uncommitted work of these partitions is abandoned: their new owner resumes from the stored offsets. A
     // batch of theirs already being written commits only if the stored offsets are still the ones it expects.
     const auto before = open_messages();
-    for (auto& lane : lanes) lane->open.batch.drop_partitions(partitions);
+    for (auto& lane : lanes) lane->open.drop_partitions(partitions);
     if (before != open_messages()) {
       spdlog::info("abandoned {} uncommitted message(s) of revoked partitions", before - open_messages());
     }
@@ -309,15 +320,13 @@ struct Pipeline::Impl : RebalanceListener {
                    const SourcePosition& source_position) {
     const auto key = std::make_pair(TopicPartition{source_position.topic, source_position.partition},
                                     source_position.offset);
-    if (!work.letters.sent.insert(key).second) return;  // already sent for this batch (a retried write)
+    if (!work.letters.stage_of.emplace(key, stage).second) return;  // already sent (a retried write)
     LogFields fields = message_log_fields(source_position);
     fields.emplace_back("stage", stage);
     LogScope log_scope(std::move(fields));
     spdlog::warn("dead-lettering {}[{}]@{} at stage {}: {}", source_position.topic, source_position.partition,
                  source_position.offset, stage, reasons_to_text(reasons));
     work.letters.last_seq = dlq->send(DeadLetter{payload, stage, std::move(reasons), source_position});
-    ++work.letters.count;
-    ++work.letters.by_stage[stage];
   }
 
   void process(KafkaMessage&& message) {
@@ -470,7 +479,7 @@ struct Pipeline::Impl : RebalanceListener {
       const auto partitions = work->batch.next_offsets();
       std::set<TopicPartition> keys;
       for (const auto& [tp, _] : partitions) keys.insert(tp);
-      lane.open.batch.drop_partitions(keys);  // read after the fenced batch: reread from the stored offsets
+      lane.open.drop_partitions(keys);  // read after the fenced batch: reread from the stored offsets
       resume_from_stored(partitions);
       return;
     }
@@ -481,16 +490,16 @@ struct Pipeline::Impl : RebalanceListener {
     counters.stored_new += result.inserted;
     counters.stored_updated += result.updated;
     counters.duplicate_in_batch += work->duplicates;
-    counters.dead_lettered += work->letters.count;
+    counters.dead_lettered += work->letters.count();
     ++counters.batches;
     observer->batch_committed({work->id, work->batch.message_count(), result.inserted, result.updated,
-                               work->duplicates, work->letters.count, work->letters.by_stage});
+                               work->duplicates, work->letters.count(), work->letters.by_stage()});
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - work->handed_off).count();
     // row statements: COPY+INSERT attempts, 1 unless PostgreSQL refused rows (then about 2*log2(n) per row).
     spdlog::info("batch {}: {} message(s): {} new, {} updated, {} duplicate(s) in batch, {} dead-lettered; "
                  "{} row statement(s); offsets {}; {} ms",
                  work->id, work->batch.message_count(), result.inserted, result.updated, work->duplicates,
-                 work->letters.count, result.row_statements, describe_offsets(work->batch.next_offsets()), ms);
+                 work->letters.count(), result.row_statements, describe_offsets(work->batch.next_offsets()), ms);
     source->commit(work->offsets);
   }
 
@@ -618,6 +627,8 @@ ExitReason Pipeline::run() {
     s.source->close();
     return reason;
   } catch (const Error&) {
+    watchdog.request_stop();  // it reads the lanes: joined before they go
+    watchdog.join();
     s.stop_writers();  // nothing more commits; a writer still retrying gives up, one blocked is broken off
     if (s.source) s.source->close();
     throw;
