@@ -1,9 +1,9 @@
 #include "strategy_consumer/copy_encoder.hpp"
 
 #include <charconv>
-#include <cmath>
 #include <cstdint>
 
+#include "strategy_consumer/json_writer.hpp"
 #include "strategy_consumer/timestamp.hpp"
 
 namespace strategy_consumer {
@@ -52,28 +52,6 @@ void append_double(std::string& out, double value) {
   out.append(buf, end);
 }
 
-template <class Integer>
-void append_integer(std::string& out, Integer v) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, end);
-}
-
-// Printable ASCII without '"' and '\\' is written as it is; any other string goes through nlohmann's serializer,
-// so that its escapes (and its error on invalid UTF-8) stay exactly its own.
-void append_json_string(std::string& out, const std::string& s) {
-  for (const char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u >= 0x7F || c == '"' || c == '\\') {
-      out += nlohmann::json(s).dump();
-      return;
-    }
-  }
-  out += '"';
-  out += s;
-  out += '"';
-}
-
 // A JSON value as a COPY field: its dump, with the backslashes of its escapes doubled (a dump never holds a raw
 // tab, newline or carriage return). Usually there are none, and the dump is written in place.
 void append_json_field(std::string& out, const nlohmann::json& value) {
@@ -92,65 +70,6 @@ void append_json_field(std::string& out, const nlohmann::json& value) {
 }
 
 }  // namespace
-
-void append_json(std::string& out, const nlohmann::json& v) {
-  using nlohmann::json;
-  switch (v.type()) {
-    case json::value_t::object: {
-      out += '{';
-      bool first = true;
-      for (const auto& [k, item] : v.get_ref<const json::object_t&>()) {
-        if (!first) out += ',';
-        first = false;
-        append_json_string(out, k);
-        out += ':';
-        append_json(out, item);
-      }
-      out += '}';
-      return;
-    }
-    case json::value_t::array: {
-      out += '[';
-      bool first = true;
-      for (const auto& item : v.get_ref<const json::array_t&>()) {
-        if (!first) out += ',';
-        first = false;
-        append_json(out, item);
-      }
-      out += ']';
-      return;
-    }
-    case json::value_t::string:
-      append_json_string(out, v.get_ref<const std::string&>());
-      return;
-    case json::value_t::number_integer:
-      append_integer(out, v.get<std::int64_t>());
-      return;
-    case json::value_t::number_unsigned:
-      append_integer(out, v.get<std::uint64_t>());
-      return;
-    case json::value_t::number_float: {
-      const double d = v.get<double>();
-      if (!std::isfinite(d)) {
-        out += "null";
-        return;
-      }
-      char buf[64];
-      char* end = nlohmann::detail::to_chars(buf, buf + sizeof buf, d);  // json::dump's own float formatting
-      out.append(buf, end);
-      return;
-    }
-    case json::value_t::null:
-      out += "null";
-      return;
-    case json::value_t::boolean:
-      out += v.get<bool>() ? "true" : "false";
-      return;
-    default:  // binary (parsed JSON never holds it) and discarded
-      out += v.dump();
-      return;
-  }
-}
 
 void encode_copy_row(std::string& out, const StrategyRecord& r) {
   append_copy_field(out, r.symbol);

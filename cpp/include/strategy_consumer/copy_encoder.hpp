@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "strategy_consumer/json_writer.hpp"  // append_json, which the row encoder uses
 #include "strategy_consumer/strategy.hpp"
 
 namespace strategy_consumer {
@@ -20,8 +21,5 @@ void append_copy_field(std::string& out, std::string_view text);
 void encode_copy_row(std::string& out, const StrategyRecord& record);
 // Shortest text that reads back as the same double.
 std::string format_double(double value);
-// Appends exactly the bytes value.dump() returns (compact JSON, nlohmann's number and string spelling), without
-// building that string first.
-void append_json(std::string& out, const nlohmann::json& value);
 
 }  // namespace strategy_consumer
