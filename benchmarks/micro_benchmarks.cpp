@@ -9,12 +9,12 @@
 #include <string>
 #include <vector>
 
-#include "strategy_consumer/batch.hpp"
-#include "strategy_consumer/canonical_hash.hpp"
-#include "strategy_consumer/codec.hpp"
-#include "strategy_consumer/copy_encoder.hpp"
-#include "strategy_consumer/timestamp.hpp"
-#include "strategy_consumer/validator.hpp"
+#include "strategy_consumer/pipeline/batch.hpp"
+#include "strategy_consumer/message/canonical_hash.hpp"
+#include "strategy_consumer/message/json_decoder.hpp"
+#include "strategy_consumer/postgres/copy_encoder.hpp"
+#include "strategy_consumer/model/timestamp.hpp"
+#include "strategy_consumer/message/validator.hpp"
 
 namespace {
 

@@ -26,13 +26,13 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "strategy_consumer/batch.hpp"
-#include "strategy_consumer/canonical_hash.hpp"
-#include "strategy_consumer/codec.hpp"
-#include "strategy_consumer/copy_encoder.hpp"
-#include "strategy_consumer/postgres_sink.hpp"
-#include "strategy_consumer/strategy_inspector.hpp"
-#include "strategy_consumer/timestamp.hpp"
+#include "strategy_consumer/pipeline/batch.hpp"
+#include "strategy_consumer/message/canonical_hash.hpp"
+#include "strategy_consumer/message/json_decoder.hpp"
+#include "strategy_consumer/postgres/copy_encoder.hpp"
+#include "strategy_consumer/postgres/sink.hpp"
+#include "strategy_consumer/message/strategy_inspector.hpp"
+#include "strategy_consumer/model/timestamp.hpp"
 
 namespace {
 

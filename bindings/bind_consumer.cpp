@@ -1,10 +1,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include "strategy_consumer/config.hpp"
-#include "strategy_consumer/errors.hpp"
-#include "strategy_consumer/logging.hpp"
-#include "strategy_consumer/pipeline.hpp"
+#include "strategy_consumer/model/config.hpp"
+#include "strategy_consumer/model/errors.hpp"
+#include "strategy_consumer/ops/logging.hpp"
+#include "strategy_consumer/pipeline/pipeline.hpp"
 #include "strategy_consumer/python_rule_engine.hpp"
 
 namespace py = pybind11;

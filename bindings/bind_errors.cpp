@@ -1,7 +1,7 @@
 // Every core exception becomes its strategy_consumer.errors class, here and nowhere else.
 #include <pybind11/pybind11.h>
 
-#include "strategy_consumer/errors.hpp"
+#include "strategy_consumer/model/errors.hpp"
 
 namespace py = pybind11;
 using namespace strategy_consumer;

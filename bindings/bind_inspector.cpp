@@ -2,10 +2,10 @@
 #include <pybind11/stl.h>
 
 #include "convert.hpp"
-#include "strategy_consumer/canonical_hash.hpp"
+#include "strategy_consumer/message/canonical_hash.hpp"
 #include "strategy_consumer/python_rule_engine.hpp"
-#include "strategy_consumer/strategy_inspector.hpp"
-#include "strategy_consumer/timestamp.hpp"
+#include "strategy_consumer/message/strategy_inspector.hpp"
+#include "strategy_consumer/model/timestamp.hpp"
 
 namespace py = pybind11;
 using namespace strategy_consumer;

@@ -2,7 +2,7 @@
 #include <pybind11/stl.h>
 
 #include "convert.hpp"
-#include "strategy_consumer/postgres_client.hpp"
+#include "strategy_consumer/postgres/client.hpp"
 
 namespace py = pybind11;
 using namespace strategy_consumer;

@@ -4,8 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "strategy_consumer/postgres_client.hpp"
-#include "strategy_consumer/verdict.hpp"
+#include "strategy_consumer/postgres/client.hpp"
+#include "strategy_consumer/model/reason.hpp"
 
 namespace strategy_consumer::bindings {
 

@@ -1,7 +1,7 @@
 // strategy_consumer._core: the C++ core for Python. One init_* per bind_*.cpp.
 #include <pybind11/pybind11.h>
 
-#include "strategy_consumer/logging.hpp"
+#include "strategy_consumer/ops/logging.hpp"
 
 namespace py = pybind11;
 

@@ -68,7 +68,7 @@ TARGETS = {
     "peak_rss_mb": ("<=", 150.0),
 }
 
-# The sink's staging table and upsert (cpp/src/postgres_sink.cpp, kCreateStaging and kUpsert): the limit runs
+# The sink's staging table and upsert (cpp/src/postgres/sink.cpp, kCreateStaging and kUpsert): the limit runs
 # the very statements the consumer runs. Keep them in step.
 STAGING_DDL = (
     "CREATE TEMP TABLE IF NOT EXISTS strategy_staging ("

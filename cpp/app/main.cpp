@@ -8,12 +8,12 @@
 #include <pybind11/embed.h>
 #include <spdlog/spdlog.h>
 
-#include "strategy_consumer/config.hpp"
-#include "strategy_consumer/errors.hpp"
-#include "strategy_consumer/http.hpp"
-#include "strategy_consumer/logging.hpp"
-#include "strategy_consumer/metrics.hpp"
-#include "strategy_consumer/pipeline.hpp"
+#include "strategy_consumer/model/config.hpp"
+#include "strategy_consumer/model/errors.hpp"
+#include "strategy_consumer/ops/http.hpp"
+#include "strategy_consumer/ops/logging.hpp"
+#include "strategy_consumer/ops/metrics.hpp"
+#include "strategy_consumer/pipeline/pipeline.hpp"
 #include "strategy_consumer/python_rule_engine.hpp"
 
 namespace {

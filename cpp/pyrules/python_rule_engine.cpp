@@ -11,8 +11,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "strategy_consumer/errors.hpp"
-#include "strategy_consumer/text.hpp"
+#include "strategy_consumer/model/errors.hpp"
+#include "strategy_consumer/model/text.hpp"
 
 namespace py = pybind11;
 

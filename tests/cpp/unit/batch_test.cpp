@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "strategy_consumer/batch.hpp"
+#include "strategy_consumer/pipeline/batch.hpp"
 
 namespace strategy_consumer {
 namespace {

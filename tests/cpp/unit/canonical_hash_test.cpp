@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "strategy_consumer/canonical_hash.hpp"
+#include "strategy_consumer/message/canonical_hash.hpp"
 
 namespace strategy_consumer {
 namespace {

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "strategy_consumer/catalog.hpp"
-#include "strategy_consumer/errors.hpp"
+#include "strategy_consumer/message/catalog.hpp"
+#include "strategy_consumer/model/errors.hpp"
 
 namespace strategy_consumer {
 namespace {

@@ -11,8 +11,8 @@
 #include <unistd.h>
 #include <vector>
 
-#include "strategy_consumer/config.hpp"
-#include "strategy_consumer/errors.hpp"
+#include "strategy_consumer/model/config.hpp"
+#include "strategy_consumer/model/errors.hpp"
 
 namespace strategy_consumer {
 namespace {

@@ -12,8 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "strategy_consumer/copy_encoder.hpp"
-#include "strategy_consumer/timestamp.hpp"
+#include "strategy_consumer/postgres/copy_encoder.hpp"
+#include "strategy_consumer/model/timestamp.hpp"
 
 namespace strategy_consumer {
 namespace {

@@ -9,9 +9,9 @@
 #include <sstream>
 #include <thread>
 
-#include "strategy_consumer/http.hpp"
-#include "strategy_consumer/logging.hpp"
-#include "strategy_consumer/metrics.hpp"
+#include "strategy_consumer/ops/http.hpp"
+#include "strategy_consumer/ops/logging.hpp"
+#include "strategy_consumer/ops/metrics.hpp"
 
 using namespace strategy_consumer;
 

@@ -7,7 +7,7 @@
 #include <set>
 #include <vector>
 
-#include "strategy_consumer/retry.hpp"
+#include "strategy_consumer/pipeline/retry.hpp"
 
 namespace strategy_consumer {
 namespace {

@@ -7,9 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "strategy_consumer/rule_engine.hpp"
-#include "strategy_consumer/strategy_inspector.hpp"
-#include "strategy_consumer/timestamp.hpp"
+#include "strategy_consumer/rules/rule_engine.hpp"
+#include "strategy_consumer/message/strategy_inspector.hpp"
+#include "strategy_consumer/model/timestamp.hpp"
 
 namespace strategy_consumer {
 namespace {

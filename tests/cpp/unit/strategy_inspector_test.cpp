@@ -9,9 +9,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "strategy_consumer/catalog.hpp"
-#include "strategy_consumer/strategy_inspector.hpp"
-#include "strategy_consumer/timestamp.hpp"
+#include "strategy_consumer/message/catalog.hpp"
+#include "strategy_consumer/message/strategy_inspector.hpp"
+#include "strategy_consumer/model/timestamp.hpp"
 
 namespace strategy_consumer {
 namespace {

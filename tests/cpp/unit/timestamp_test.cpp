@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "strategy_consumer/timestamp.hpp"
+#include "strategy_consumer/model/timestamp.hpp"
 
 namespace strategy_consumer {
 namespace {

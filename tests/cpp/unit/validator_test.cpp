@@ -16,8 +16,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "strategy_consumer/catalog.hpp"
-#include "strategy_consumer/validator.hpp"
+#include "strategy_consumer/message/catalog.hpp"
+#include "strategy_consumer/message/validator.hpp"
 
 namespace strategy_consumer {
 namespace {

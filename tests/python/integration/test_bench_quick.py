@@ -64,7 +64,7 @@ def test_limit_runs_the_sinks_own_sql():
     sys.path.insert(0, str(ROOT / "scripts"))
     import bench
 
-    source = (ROOT / "cpp" / "src" / "postgres_sink.cpp").read_text()
+    source = (ROOT / "cpp" / "src" / "postgres" / "sink.cpp").read_text()
     assert _cpp_string_constant(source, "kUpsert") == bench.UPSERT, "update UPSERT in scripts/bench.py"
     assert _cpp_string_constant(source, "kCreateStaging") == bench.STAGING_DDL, \
         "update STAGING_DDL in scripts/bench.py"

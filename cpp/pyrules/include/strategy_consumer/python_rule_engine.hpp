@@ -16,7 +16,7 @@
 
 #include <pybind11/pybind11.h>
 
-#include "strategy_consumer/rule_engine.hpp"
+#include "strategy_consumer/rules/rule_engine.hpp"
 
 namespace strategy_consumer {
 

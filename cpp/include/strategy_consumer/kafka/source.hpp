@@ -1,0 +1,71 @@
+#pragma once
+// The Kafka side of the pipeline: a librdkafka consumer in a group, auto-commit off, positions taken from
+// PostgreSQL. On assignment it asks the listener for the stored offsets and starts each partition there
+// (or at auto.offset.reset for a partition never stored). It uses the cooperative-sticky assignor, so a
+// rebalance revokes only the partitions that move. Offsets are committed to Kafka after the database
+// transaction, for lag tools only: the offsets table is the truth.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "strategy_consumer/pipeline/batch.hpp"
+#include "strategy_consumer/model/config.hpp"
+#include "strategy_consumer/postgres/sink.hpp"
+
+namespace strategy_consumer {
+
+class RebalanceListener {
+ public:
+  virtual ~RebalanceListener() = default;
+  // Partitions just assigned; returns the next offset to read of those that have one stored.
+  virtual std::map<std::int32_t, std::int64_t> on_assigned(const std::string& topic,
+                                                           const std::vector<std::int32_t>& partitions) = 0;
+  virtual void on_revoked(const std::set<TopicPartition>& partitions) = 0;
+  // librdkafka's statistics JSON, every statistics.interval.ms, from inside poll().
+  virtual void on_statistics(std::string_view /*json*/) {}
+};
+
+struct KafkaMessage {
+  SourcePosition source;
+  std::string payload;
+};
+
+class KafkaSource {
+ public:
+  KafkaSource(const KafkaConfig& config, RebalanceListener& listener);
+  ~KafkaSource();
+  KafkaSource(const KafkaSource&) = delete;
+  KafkaSource& operator=(const KafkaSource&) = delete;
+
+  // The next message, or nullopt after `timeout` (or after a partition-end or rebalance event).
+  // Throws KafkaError for fatal consumer errors.
+  std::optional<KafkaMessage> poll(std::chrono::milliseconds timeout);
+
+  // True when every assigned partition has been read to its end (and at least one is assigned).
+  bool caught_up() const;
+  // The last poll timed out: everything fetched so far has been read (more may be on its way from the brokers).
+  bool queue_empty() const;
+  bool has_assignment() const;
+  std::set<TopicPartition> assignment() const;
+
+  // Asynchronous commit to Kafka of offsets already made durable in PostgreSQL.
+  void commit(const std::vector<PartitionOffset>& offsets);
+  // Moves the read position of these partitions (those still assigned); the next poll reads from there.
+  // A negative next_offset means "no stored offset": the partition restarts at auto_offset_reset.
+  void seek(const std::vector<PartitionOffset>& positions);
+  // Leaves the group (revoking the assignment through the listener) and closes the consumer; after 5 s without
+  // an answer from the group's coordinator it closes without it.
+  void close();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace strategy_consumer

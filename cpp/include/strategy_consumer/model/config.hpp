@@ -1,0 +1,77 @@
+#pragma once
+// Configuration: plain structs with defaults and validate(). A flag beats the environment, which beats the
+// default. `kafka.properties` is the escape hatch: any librdkafka setting, applied last.
+#include <map>
+#include <string>
+#include <vector>
+
+#include "strategy_consumer/ops/http.hpp"
+#include "strategy_consumer/postgres/sink.hpp"
+
+namespace strategy_consumer {
+
+struct KafkaConfig {
+  std::string bootstrap_servers = "localhost:9092";
+  std::string topic = "discovered-strategies";
+  std::string group_id = "strategy-consumer";
+  std::string auto_offset_reset = "earliest";  // for partitions with no stored offset
+  std::string security_protocol = "PLAINTEXT";
+  std::string ssl_cafile;
+  std::string ssl_certfile;
+  std::string ssl_keyfile;
+  std::string dlq_topic = "strategy-consumer-dlq";
+  int poll_timeout_ms = 100;
+  int statistics_interval_ms = 5000;  // librdkafka statistics: consumer lag and broker state for /metrics, /ready
+  std::map<std::string, std::string> properties;  // --kafka_property key=value
+
+  void validate() const;
+  // librdkafka settings for the consumer / the dead-letter producer: ours, then `properties` over them.
+  std::map<std::string, std::string> consumer_settings() const;
+  std::map<std::string, std::string> producer_settings() const;
+};
+
+struct ProcessingConfig {
+  int batch_size = 1000;
+  double batch_timeout_seconds = 30;
+  int max_retries = 3;
+  double idle_timeout_seconds = 0;         // 0: no idle limit (service mode)
+  double max_processing_time_seconds = 0;  // 0: no time limit
+  double shutdown_timeout_seconds = 10;    // after SIGTERM, the longest wait for the open batch's write
+  int writer_connections = 2;              // writer threads, each with its PostgreSQL connection and partitions
+  std::size_t max_message_bytes = 1 << 20;
+  std::string strategy_catalog;               // types added to or replacing the built-in catalog
+  bool allow_unknown_strategy_types = false;  // store types the catalog does not know (their parameters unchecked)
+  std::vector<std::string> rules;             // --rules: analyst rules files, directories or modules (Python)
+
+  void validate() const;
+  bool drain_mode() const { return idle_timeout_seconds > 0 || max_processing_time_seconds > 0; }
+};
+
+struct Config {
+  KafkaConfig kafka;
+  PostgresConfig postgres;
+  ProcessingConfig processing;
+  HttpConfig http;          // --http_port (0: off), --http_host
+  std::string log_format;   // --log_format json|text|auto; "" or auto: json unless stderr is a terminal
+  bool migrate = true;  // --no_migrate: verify the schema instead of applying migrations
+  int verbosity = 0;    // as absl's: 0 info, 1 debug, 2 and more trace; -1 warning, -2 error
+
+  void validate() const;
+  // Values never to print: the PostgreSQL password and secret librdkafka settings (sasl.password, ...).
+  std::vector<std::string> secrets() const;
+};
+
+using Environment = std::map<std::string, std::string>;
+Environment current_environment();
+
+struct CommandLine {
+  Config config;
+  bool help_requested = false;
+  std::string help_text;
+};
+
+// Parses flags (`--flag=value` and `--flag value`) over the environment over the defaults, then validates.
+// Throws ConfigError with a one-line message naming the flag or variable.
+CommandLine parse_command_line(const std::vector<std::string>& args, const Environment& env);
+
+}  // namespace strategy_consumer

@@ -1,0 +1,77 @@
+#pragma once
+// A batch: the decoded records read since the last commit, and how far each partition has been read
+// (valid or not: a dead-lettered message advances its partition like a stored one).
+// Pure data and free functions; no I/O.
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "strategy_consumer/model/strategy_record.hpp"
+
+namespace strategy_consumer {
+
+using TopicPartition = std::pair<std::string, std::int32_t>;
+
+struct BatchEntry {
+  StrategyRecord record;
+  SourcePosition source;
+  std::string payload;  // the message as read, for a dead letter should PostgreSQL refuse the row
+};
+
+class Batch {
+ public:
+  void add(StrategyRecord record, const SourcePosition& source, std::string payload = {});
+  // A message that will not be stored (dead-lettered): only its offset counts.
+  void skip(const SourcePosition& source);
+  // Forgets everything read from these partitions (they were revoked; the new owner rereads them).
+  void drop_partitions(const std::set<TopicPartition>& partitions);
+  void clear();
+
+  const std::vector<BatchEntry>& entries() const { return entries_; }
+  // Offset of the next message to read, per partition touched by the batch.
+  const std::map<TopicPartition, std::int64_t>& next_offsets() const { return next_offsets_; }
+  // Offset of the first message read into the batch, per partition (with next_offsets: the range, for logs).
+  const std::map<TopicPartition, std::int64_t>& first_offsets() const { return first_offsets_; }
+  std::size_t size() const { return entries_.size(); }
+  // Messages read into the batch, stored or skipped.
+  std::size_t message_count() const { return message_count_; }
+  bool empty() const { return message_count_ == 0; }
+  std::chrono::steady_clock::time_point started() const { return started_; }
+
+ private:
+  void advance(const SourcePosition& source);
+
+  std::vector<BatchEntry> entries_;
+  std::map<TopicPartition, std::int64_t> next_offsets_;
+  std::map<TopicPartition, std::int64_t> first_offsets_;
+  std::map<TopicPartition, std::size_t> messages_per_partition_;
+  std::size_t message_count_ = 0;
+  std::chrono::steady_clock::time_point started_{};
+};
+
+// Indices into `entries` of the records to write: for each strategy_hash only its LAST occurrence, in the order
+// of those last occurrences. A strategy sent twice in one batch is written once, with its latest values.
+std::vector<std::size_t> collapse_by_hash(const std::vector<BatchEntry>& entries);
+// The same among the entries not `excluded` (refused by the analyst rules; `excluded` is empty or one flag per
+// entry): a strategy's last message that was not refused is the one written.
+std::vector<std::size_t> collapse_by_hash(const std::vector<BatchEntry>& entries, const std::vector<bool>& excluded);
+
+// When a batch is written: when it is full, when it is older than the timeout, or as soon as the consumer has
+// caught up: read every assigned partition to its end, or everything fetched so far (a quiet topic sees its rows
+// at once, not after the timeout, and a steady stream waits one fetch, not a full batch).
+struct BatchPolicy {
+  std::size_t max_messages = 1000;
+  std::chrono::milliseconds max_age{30000};
+
+  bool should_flush(std::size_t messages, std::chrono::steady_clock::duration age, bool caught_up) const {
+    if (messages == 0) return false;
+    return messages >= max_messages || age >= max_age || caught_up;
+  }
+};
+
+}  // namespace strategy_consumer

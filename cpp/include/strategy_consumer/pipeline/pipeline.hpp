@@ -1,0 +1,57 @@
+#pragma once
+// The pipeline: Kafka source -> decode -> batch -> PostgreSQL sink (rows and offsets in one transaction)
+// -> offsets committed to Kafka; rejected messages -> dead-letter topic, flushed before their offsets commit.
+// Runs on the calling thread until stop() or, in drain mode, until idle or out of time.
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "strategy_consumer/model/config.hpp"
+
+namespace strategy_consumer {
+
+class RuleEngine;  // rule_engine.hpp
+
+struct PipelineCounters {
+  std::atomic<std::uint64_t> messages{0};
+  std::atomic<std::uint64_t> stored_new{0};
+  std::atomic<std::uint64_t> stored_updated{0};
+  std::atomic<std::uint64_t> duplicate_in_batch{0};
+  std::atomic<std::uint64_t> dead_lettered{0};
+  std::atomic<std::uint64_t> batches{0};
+  std::atomic<std::uint64_t> fenced_batches{0};
+  std::atomic<std::uint64_t> retries{0};
+};
+
+class PipelineObserver;  // metrics.hpp
+
+enum class ExitReason { stopped, idle, time_limit };
+
+class Pipeline {
+ public:
+  // `observer` (optional; must outlive the pipeline) hears of heartbeats, committed batches, dead letters,
+  // retries and Kafka statistics: the metrics and the HTTP probes (metrics.hpp, http.hpp).
+  explicit Pipeline(Config config, PipelineObserver* observer = nullptr);
+  ~Pipeline();
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  // Connects, prepares the schema, consumes. Returns why it ended; throws Error when an operation failed
+  // after its retries (nothing past the failure was committed).
+  ExitReason run();
+  // Safe from a signal handler or another thread: the loop ends after the current batch is committed.
+  void stop() noexcept;
+  // Analyst rules (optional; set before run()): each batch is evaluated once before it is written, what they
+  // refuse is dead-lettered with stage rule:<name>; between batches the engine may reload.
+  void set_rule_engine(std::shared_ptr<RuleEngine> rules);
+
+  const PipelineCounters& counters() const;
+  // False while an operation is being retried (stalled), true once it succeeds again.
+  bool healthy() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace strategy_consumer

@@ -1,0 +1,128 @@
+#pragma once
+// The PostgreSQL side: one connection, the schema, the stored offsets and the batch write.
+//
+// A batch is ONE transaction:
+//   1. the offsets table is advanced for every partition of the batch, fenced: a partition's row is only updated
+//      when its stored offset is still the one this consumer expects (resumed from, or last wrote);
+//   2. the records go by COPY into a temporary staging table (ON COMMIT DELETE ROWS, created once per
+//      connection);
+//   3. one INSERT ... SELECT ... ON CONFLICT (strategy_hash) DO UPDATE moves them into `strategies`.
+// So the rows and the offsets that produced them become visible together or not at all.
+// Steps 2 and 3 run in a savepoint. When PostgreSQL refuses a row (a data or constraint error), the range is
+// rolled back to the savepoint and split in halves until the refused rows stand alone (about 2*log2(n) extra
+// statements for one bad row); the other rows and the offsets still commit in the same transaction.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "strategy_consumer/pipeline/batch.hpp"
+#include "strategy_consumer/model/strategy_record.hpp"
+
+namespace strategy_consumer {
+
+struct PostgresConfig {
+  std::string host = "localhost";
+  int port = 5432;
+  std::string database = "tradestream";
+  std::string user = "postgres";
+  std::string password;
+  int min_connections = 1;
+  int max_connections = 10;
+  int connect_timeout_seconds = 10;
+  std::string application_name = "strategy-consumer";
+
+  // libpq keyword/value string, values quoted. Holds the password: never log it, log describe() instead.
+  std::string connection_string() const;
+  // "user@host:port/database", no password.
+  std::string describe() const;
+};
+
+struct PartitionOffset {
+  std::string topic;
+  std::int32_t partition = -1;
+  std::int64_t next_offset = 0;
+  std::optional<std::int64_t> expected;  // the stored value this consumer knows; nullopt: no row yet
+};
+
+// A row PostgreSQL refused (a data or constraint error, SQLSTATE class 22, 23 or 54).
+struct RowRejection {
+  std::size_t index = 0;  // into the records given to write_batch
+  std::string sqlstate;
+  std::string message;
+};
+
+struct WriteResult {
+  std::size_t inserted = 0;
+  std::size_t updated = 0;
+  std::vector<RowRejection> rejected;
+  std::size_t row_statements = 0;  // COPY+INSERT attempts: 1 when no row was refused
+};
+
+// Called inside the transaction, before COMMIT, when rows were refused: the pipeline dead-letters them (and
+// flushes) here, so their offsets are never committed before their letters are safe. Throwing aborts the write.
+using BeforeCommit = std::function<void(const std::vector<RowRejection>&)>;
+
+// A row of `strategies` as analysts read it. Timestamps are UTC microseconds since the epoch.
+struct StoredStrategy {
+  std::string strategy_id;  // UUID text
+  StrategyRecord record;
+  bool is_active = true;
+  std::int64_t first_discovered_at_us = 0;
+  std::int64_t last_evaluated_at_us = 0;
+  std::int64_t created_at_us = 0;
+  std::int64_t updated_at_us = 0;
+};
+
+// Which strategies to read; every set field narrows the result. One parameterised SELECT serves all of them.
+struct StrategyQuery {
+  std::optional<std::string> id_or_hash;  // a strategy_id (UUID text) or a strategy_hash
+  std::optional<std::string> symbol;
+  std::optional<std::string> strategy_type;
+  std::optional<double> min_score;
+  bool active_only = false;
+  std::optional<std::int64_t> limit;
+};
+
+class PostgresSink {
+ public:
+  PostgresSink(PostgresConfig config, std::string group_id);
+  ~PostgresSink();
+  PostgresSink(const PostgresSink&) = delete;
+  PostgresSink& operator=(const PostgresSink&) = delete;
+
+  // (Re)connects when not connected. Throws DatabaseError (retryable) when the server cannot be reached.
+  void ensure_connected();
+  void disconnect();
+  bool ping();
+  // From any thread: breaks off whatever the connection is doing (shuts its socket down). The operation in
+  // progress fails with a lost connection (nothing of its transaction commits) and the next one reconnects.
+  void interrupt() noexcept;
+
+  // Applies the migrations, or with apply=false verifies that they were applied.
+  void prepare_schema(bool apply);
+
+  // The stored next offset of each of these partitions that has one.
+  std::map<std::int32_t, std::int64_t> load_offsets(const std::string& topic,
+                                                    const std::vector<std::int32_t>& partitions);
+
+  // Writes the records and advances the offsets in one transaction (see above). Throws FencedError when a
+  // partition's stored offset moved, DatabaseError otherwise; on any throw nothing was written.
+  WriteResult write_batch(const std::vector<const StrategyRecord*>& records,
+                          const std::vector<PartitionOffset>& offsets, const BeforeCommit& before_commit = {});
+
+  // Reads strategies, best score first (ties: newest first).
+  std::vector<StoredStrategy> find_strategies(const StrategyQuery& query);
+  std::int64_t count_strategies(const StrategyQuery& query);
+
+ private:
+  struct Impl;
+  PostgresConfig config_;
+  std::string group_id_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace strategy_consumer

@@ -1,0 +1,65 @@
+#include "strategy_consumer/pipeline/batch.hpp"
+
+#include <unordered_map>
+
+namespace strategy_consumer {
+
+void Batch::advance(const SourcePosition& source) {
+  if (message_count_ == 0) started_ = std::chrono::steady_clock::now();
+  ++message_count_;
+  ++messages_per_partition_[{source.topic, source.partition}];
+  auto& next = next_offsets_[{source.topic, source.partition}];
+  next = std::max(next, source.offset + 1);
+  auto [first, added] = first_offsets_.try_emplace({source.topic, source.partition}, source.offset);
+  if (!added) first->second = std::min(first->second, source.offset);
+}
+
+void Batch::add(StrategyRecord record, const SourcePosition& source, std::string payload) {
+  advance(source);
+  entries_.push_back({std::move(record), source, std::move(payload)});
+}
+
+void Batch::skip(const SourcePosition& source) { advance(source); }
+
+void Batch::drop_partitions(const std::set<TopicPartition>& partitions) {
+  std::erase_if(entries_, [&](const BatchEntry& e) {
+    return partitions.count({e.source.topic, e.source.partition}) > 0;
+  });
+  for (const auto& tp : partitions) {
+    next_offsets_.erase(tp);
+    first_offsets_.erase(tp);
+    if (auto it = messages_per_partition_.find(tp); it != messages_per_partition_.end()) {
+      message_count_ -= it->second;
+      messages_per_partition_.erase(it);
+    }
+  }
+}
+
+void Batch::clear() {
+  entries_.clear();
+  next_offsets_.clear();
+  first_offsets_.clear();
+  messages_per_partition_.clear();
+  message_count_ = 0;
+}
+
+std::vector<std::size_t> collapse_by_hash(const std::vector<BatchEntry>& entries) {
+  return collapse_by_hash(entries, {});
+}
+
+std::vector<std::size_t> collapse_by_hash(const std::vector<BatchEntry>& entries, const std::vector<bool>& excluded) {
+  auto taking_part = [&](std::size_t i) { return excluded.empty() || !excluded[i]; };
+  std::unordered_map<std::string_view, std::size_t> last;
+  last.reserve(entries.size());
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (taking_part(i)) last[entries[i].record.strategy_hash] = i;
+  }
+  std::vector<std::size_t> out;
+  out.reserve(last.size());
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (taking_part(i) && last[entries[i].record.strategy_hash] == i) out.push_back(i);
+  }
+  return out;
+}
+
+}  // namespace strategy_consumer

@@ -1,0 +1,392 @@
+#include "strategy_consumer/postgres/sink.hpp"
+
+#include <sys/socket.h>
+
+#include <mutex>
+
+#include <pqxx/pqxx>
+#include <pqxx/tablewriter>
+#include <spdlog/spdlog.h>
+
+#include "strategy_consumer/postgres/copy_encoder.hpp"
+#include "strategy_consumer/model/errors.hpp"
+#include "strategy_consumer/postgres/migrations.hpp"
+
+namespace strategy_consumer {
+namespace {
+
+std::string quote_conninfo(const std::string& v) {
+  std::string out = "'";
+  for (char c : v) {
+    if (c == '\'' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "'";
+}
+
+constexpr std::size_t kCopyChunkBytes = 256 * 1024;
+
+bool is_row_error(const std::string& sqlstate) {
+  const std::string cls = sqlstate.substr(0, 2);
+  return cls == "22" || cls == "23" || cls == "54";
+}
+
+const char* const kCreateStaging =
+    "CREATE TEMP TABLE IF NOT EXISTS strategy_staging ("
+    " symbol VARCHAR, strategy_type VARCHAR, parameters JSONB, current_score DOUBLE PRECISION,"
+    " strategy_hash VARCHAR, discovery_symbol VARCHAR, discovery_start_time TIMESTAMP,"
+    " discovery_end_time TIMESTAMP, performance_metrics JSONB) ON COMMIT DELETE ROWS";
+
+// Moves the staged rows (and empties the staging table, so a later range of the same transaction starts
+// clean). A strategy seen again keeps first_discovered_at and created_at; optional fields it does not carry
+// keep their stored values.
+const char* const kUpsert =
+    "WITH moved AS (DELETE FROM strategy_staging RETURNING *),"
+    " up AS ("
+    "  INSERT INTO strategies (symbol, strategy_type, parameters, current_score, strategy_hash,"
+    "   discovery_symbol, discovery_start_time, discovery_end_time, performance_metrics)"
+    "  SELECT symbol, strategy_type, parameters, current_score, strategy_hash,"
+    "   discovery_symbol, discovery_start_time, discovery_end_time, performance_metrics FROM moved"
+    // Rows locked in one order by every writer: two transactions upserting the same strategies wait for one
+    // another instead of deadlocking.
+    "  ORDER BY strategy_hash"
+    "  ON CONFLICT (strategy_hash) DO UPDATE SET"
+    "   current_score = EXCLUDED.current_score,"
+    "   performance_metrics = COALESCE(EXCLUDED.performance_metrics, strategies.performance_metrics),"
+    "   discovery_symbol = COALESCE(EXCLUDED.discovery_symbol, strategies.discovery_symbol),"
+    "   discovery_start_time = COALESCE(EXCLUDED.discovery_start_time, strategies.discovery_start_time),"
+    "   discovery_end_time = COALESCE(EXCLUDED.discovery_end_time, strategies.discovery_end_time),"
+    "   last_evaluated_at = NOW(),"
+    "   updated_at = NOW()"
+    "  RETURNING (xmax = 0) AS inserted)"
+    " SELECT count(*) FILTER (WHERE inserted), count(*) FROM up";
+
+// Advances each partition's offset only where the stored value is the expected one (NULL expected: no row
+// may exist yet). A partition that does not come back in RETURNING was fenced.
+const char* const kAdvanceOffsets =
+    "WITH v AS (SELECT * FROM unnest($3::int[], $4::bigint[], $5::bigint[]) AS v(kafka_partition, next_offset, "
+    "expected))"
+    " INSERT INTO strategy_consumer_offsets AS o (group_id, topic, kafka_partition, next_offset)"
+    " SELECT $1, $2, kafka_partition, next_offset FROM v"
+    " ON CONFLICT (group_id, topic, kafka_partition) DO UPDATE"
+    "  SET next_offset = EXCLUDED.next_offset, updated_at = NOW()"
+    "  WHERE o.next_offset IS NOT DISTINCT FROM"
+    "   (SELECT expected FROM v WHERE v.kafka_partition = EXCLUDED.kafka_partition)"
+    " RETURNING o.kafka_partition";
+
+template <class T>
+std::string array_literal(const std::vector<T>& values, auto&& show) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i) out += ',';
+    out += show(values[i]);
+  }
+  return out + "}";
+}
+
+// NULL parameters switch a condition off; exec_params plans with the actual values, so the indexes still serve.
+const char* const kStrategyFilter =
+    " WHERE ($1::text IS NULL OR strategy_hash = $1 OR ($2::uuid IS NOT NULL AND strategy_id = $2::uuid))"
+    " AND ($3::text IS NULL OR symbol = $3)"
+    " AND ($4::text IS NULL OR strategy_type = $4)"
+    " AND ($5::float8 IS NULL OR current_score >= $5)"
+    " AND (NOT $6::boolean OR is_active)";
+
+const char* const kSelectStrategies =
+    "SELECT strategy_id::text, symbol, strategy_type, parameters::text, current_score, strategy_hash,"
+    " discovery_symbol, (extract(epoch FROM discovery_start_time) * 1000000)::bigint,"
+    " (extract(epoch FROM discovery_end_time) * 1000000)::bigint, performance_metrics::text, is_active,"
+    " (extract(epoch FROM first_discovered_at) * 1000000)::bigint,"
+    " (extract(epoch FROM last_evaluated_at) * 1000000)::bigint,"
+    " (extract(epoch FROM created_at) * 1000000)::bigint, (extract(epoch FROM updated_at) * 1000000)::bigint"
+    " FROM strategies";
+
+bool looks_like_uuid(const std::string& s) {
+  if (s.size() != 36) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-') return false;
+    } else if (!std::isxdigit(static_cast<unsigned char>(c))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+template <class T>
+const T* or_null(const std::optional<T>& v) {
+  return v ? &*v : nullptr;
+}
+
+}  // namespace
+
+std::string PostgresConfig::connection_string() const {
+  std::string s = "host=" + quote_conninfo(host) + " port=" + std::to_string(port) + " dbname=" +
+                  quote_conninfo(database) + " user=" + quote_conninfo(user) +
+                  " connect_timeout=" + std::to_string(connect_timeout_seconds) +
+                  " application_name=" + quote_conninfo(application_name) +
+                  // The server checks every 2 s that a long statement's client is still there: the session of a
+                  // consumer killed or stopped while its statement waited is rolled back, not left holding locks.
+                  " options='-c TimeZone=UTC -c client_connection_check_interval=2000'";
+  if (!password.empty()) s += " password=" + quote_conninfo(password);
+  return s;
+}
+
+std::string PostgresConfig::describe() const {
+  return user + "@" + host + ":" + std::to_string(port) + "/" + database;
+}
+
+struct PostgresSink::Impl {
+  std::unique_ptr<pqxx::connection> conn;
+  // The connection's socket, for interrupt() from another thread; -1 while there is no connection. Set and
+  // cleared under the mutex, so interrupt() never shuts down a descriptor the system has handed to another file.
+  std::mutex socket_mutex;
+  int socket = -1;
+
+  void connected(std::unique_ptr<pqxx::connection> c) {
+    std::lock_guard lock(socket_mutex);
+    conn = std::move(c);
+    socket = conn->sock();
+  }
+
+  void drop() {
+    std::lock_guard lock(socket_mutex);
+    socket = -1;
+    conn.reset();
+  }
+
+  // Turns what libpqxx threw into our DatabaseError; a broken connection is dropped so the next call reconnects.
+  [[noreturn]] void rethrow(const std::string& operation) {
+    try {
+      throw;
+    } catch (const Error&) {
+      throw;
+    } catch (const pqxx::sql_error& e) {
+      const bool retryable = is_retryable_sqlstate(e.sqlstate());
+      if (retryable || !conn || !conn->is_open()) drop();
+      throw DatabaseError(operation + ": " + e.what(), e.sqlstate(), retryable);
+    } catch (const pqxx::in_doubt_error& e) {
+      drop();  // the COMMIT may or may not have happened: the offsets fence settles it on the next write
+      throw DatabaseError(operation + ": outcome of COMMIT unknown: " + e.what(), "", true);
+    } catch (const pqxx::broken_connection& e) {
+      drop();
+      throw DatabaseError(operation + ": connection lost: " + e.what(), "08006", true);
+    } catch (const pqxx::failure& e) {
+      drop();
+      throw DatabaseError(operation + ": " + e.what(), "", true);
+    }
+  }
+
+  void copy_and_upsert(pqxx::transaction_base& txn, const std::vector<const StrategyRecord*>& records,
+                       const std::vector<std::size_t>& indices, WriteResult& result) {
+    {
+      // tablewriter, not stream_to: in libpqxx 6.4 only tablewriter takes lines we encoded ourselves
+      // (copy_encoder.hpp), and it takes many at once: the batch goes out in few large CopyData messages.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+      static const std::vector<std::string> kColumns{"symbol", "strategy_type", "parameters", "current_score",
+                                                     "strategy_hash", "discovery_symbol", "discovery_start_time",
+                                                     "discovery_end_time", "performance_metrics"};
+      pqxx::tablewriter writer(txn, "strategy_staging", kColumns.begin(), kColumns.end());
+#pragma GCC diagnostic pop
+      std::string chunk;
+      for (std::size_t n = 0; n < indices.size(); ++n) {
+        if (!chunk.empty()) chunk += '\n';
+        encode_copy_row(chunk, *records[indices[n]]);
+        if (chunk.size() >= kCopyChunkBytes) {
+          writer.write_raw_line(chunk);  // the writer ends it with a newline
+          chunk.clear();
+        }
+      }
+      if (!chunk.empty()) writer.write_raw_line(chunk);
+      writer.complete();
+    }
+    auto counts = txn.exec(kUpsert);
+    result.inserted += counts[0][0].as<std::size_t>();
+    result.updated += counts[0][1].as<std::size_t>() - counts[0][0].as<std::size_t>();
+  }
+
+  // Writes the rows of `indices` in a savepoint; refused rows are found by bisection.
+  void write_range(pqxx::dbtransaction& txn, const std::vector<const StrategyRecord*>& records,
+                   const std::vector<std::size_t>& indices, WriteResult& result) {
+    if (indices.empty()) return;
+    ++result.row_statements;
+    try {
+      pqxx::subtransaction sub(txn, "rows");
+      copy_and_upsert(sub, records, indices, result);
+      sub.commit();
+      return;
+    } catch (const pqxx::sql_error& e) {
+      if (!is_row_error(e.sqlstate())) throw;
+      if (indices.size() == 1) {
+        std::string message = e.what();
+        while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+        result.rejected.push_back({indices[0], e.sqlstate(), message});
+        return;
+      }
+    }
+    const auto mid = indices.begin() + static_cast<std::ptrdiff_t>(indices.size() / 2);
+    write_range(txn, records, {indices.begin(), mid}, result);
+    write_range(txn, records, {mid, indices.end()}, result);
+  }
+};
+
+PostgresSink::PostgresSink(PostgresConfig config, std::string group_id)
+    : config_(std::move(config)), group_id_(std::move(group_id)), impl_(std::make_unique<Impl>()) {}
+
+PostgresSink::~PostgresSink() = default;
+
+void PostgresSink::ensure_connected() {
+  if (impl_->conn && impl_->conn->is_open()) return;
+  try {
+    impl_->connected(std::make_unique<pqxx::connection>(config_.connection_string()));
+    pqxx::nontransaction setup(*impl_->conn);
+    setup.exec(kCreateStaging);
+    spdlog::info("connected to PostgreSQL {}", config_.describe());
+  } catch (const pqxx::broken_connection& e) {
+    impl_->drop();
+    // libpq's text names host and port, never the password.
+    throw DatabaseError("cannot connect to PostgreSQL " + config_.describe() + ": " + e.what(), "08001", true);
+  } catch (...) {
+    impl_->rethrow("connect");
+  }
+}
+
+void PostgresSink::disconnect() { impl_->drop(); }
+
+void PostgresSink::interrupt() noexcept {
+  std::lock_guard lock(impl_->socket_mutex);
+  // libpq's blocked read or write returns at once; the server sees the connection close and rolls back.
+  if (impl_->socket >= 0) ::shutdown(impl_->socket, SHUT_RDWR);
+}
+
+bool PostgresSink::ping() {
+  try {
+    ensure_connected();
+    pqxx::nontransaction txn(*impl_->conn);
+    txn.exec("SELECT 1");
+    return true;
+  } catch (...) {
+    impl_->drop();
+    return false;
+  }
+}
+
+void PostgresSink::prepare_schema(bool apply) {
+  ensure_connected();
+  try {
+    if (apply) apply_migrations(*impl_->conn);
+    else verify_migrations(*impl_->conn);
+  } catch (...) {
+    impl_->rethrow("schema migration");
+  }
+}
+
+std::map<std::int32_t, std::int64_t> PostgresSink::load_offsets(const std::string& topic,
+                                                                const std::vector<std::int32_t>& partitions) {
+  ensure_connected();
+  std::map<std::int32_t, std::int64_t> out;
+  try {
+    pqxx::read_transaction txn(*impl_->conn, "load_offsets");
+    auto rows = txn.exec_params(
+        "SELECT kafka_partition, next_offset FROM strategy_consumer_offsets"
+        " WHERE group_id = $1 AND topic = $2 AND kafka_partition = ANY($3::int[])",
+        group_id_, topic, array_literal(partitions, [](std::int32_t p) { return std::to_string(p); }));
+    for (const auto& row : rows) out[row[0].as<std::int32_t>()] = row[1].as<std::int64_t>();
+  } catch (...) {
+    impl_->rethrow("load offsets");
+  }
+  return out;
+}
+
+WriteResult PostgresSink::write_batch(const std::vector<const StrategyRecord*>& records,
+                                      const std::vector<PartitionOffset>& offsets,
+                                      const BeforeCommit& before_commit) {
+  ensure_connected();
+  WriteResult result;
+  try {
+    pqxx::work txn(*impl_->conn, "write_batch");
+    // Offsets first: this takes the partitions' row locks, so two writers of one partition serialise here.
+    std::map<std::string, std::vector<const PartitionOffset*>> by_topic;
+    for (const auto& o : offsets) by_topic[o.topic].push_back(&o);
+    for (const auto& [topic, list] : by_topic) {
+      auto show = [](auto f) { return [f](const PartitionOffset* o) { return f(*o); }; };
+      auto rows = txn.exec_params(
+          kAdvanceOffsets, group_id_, topic,
+          array_literal(list, show([](const PartitionOffset& o) { return std::to_string(o.partition); })),
+          array_literal(list, show([](const PartitionOffset& o) { return std::to_string(o.next_offset); })),
+          array_literal(list, show([](const PartitionOffset& o) {
+            return o.expected ? std::to_string(*o.expected) : std::string("NULL");
+          })));
+      if (rows.size() != list.size()) {
+        throw FencedError("offsets of topic " + topic + " moved: another consumer of group " + group_id_ +
+                          " has written them; " + std::to_string(list.size() - rows.size()) +
+                          " partition(s) fenced");
+      }
+    }
+    std::vector<std::size_t> all(records.size());
+    for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+    impl_->write_range(txn, records, all, result);
+    if (!result.rejected.empty() && before_commit) before_commit(result.rejected);
+    txn.commit();
+  } catch (...) {
+    impl_->rethrow("write batch");
+  }
+  return result;
+}
+
+std::vector<StoredStrategy> PostgresSink::find_strategies(const StrategyQuery& q) {
+  ensure_connected();
+  std::vector<StoredStrategy> out;
+  try {
+    pqxx::read_transaction txn(*impl_->conn, "find_strategies");
+    const std::optional<std::string> uuid =
+        q.id_or_hash && looks_like_uuid(*q.id_or_hash) ? q.id_or_hash : std::nullopt;
+    const std::string sql = std::string(kSelectStrategies) + kStrategyFilter +
+                            " ORDER BY current_score DESC, updated_at DESC" +
+                            (q.limit ? " LIMIT " + std::to_string(std::max<std::int64_t>(*q.limit, 0)) : "");
+    auto rows = txn.exec_params(sql, or_null(q.id_or_hash), or_null(uuid), or_null(q.symbol),
+                                or_null(q.strategy_type), or_null(q.min_score), q.active_only);
+    out.reserve(rows.size());
+    for (const auto& row : rows) {
+      StoredStrategy s;
+      s.strategy_id = row[0].as<std::string>();
+      s.record.symbol = row[1].as<std::string>();
+      s.record.strategy_type = row[2].as<std::string>();
+      s.record.parameters = nlohmann::json::parse(row[3].as<std::string>());
+      s.record.score = row[4].as<double>();
+      s.record.strategy_hash = row[5].as<std::string>();
+      if (!row[6].is_null()) s.record.discovery_symbol = row[6].as<std::string>();
+      if (!row[7].is_null()) s.record.discovery_start_us = row[7].as<std::int64_t>();
+      if (!row[8].is_null()) s.record.discovery_end_us = row[8].as<std::int64_t>();
+      if (!row[9].is_null()) s.record.performance_metrics = nlohmann::json::parse(row[9].as<std::string>());
+      s.is_active = row[10].as<bool>();
+      s.first_discovered_at_us = row[11].as<std::int64_t>();
+      s.last_evaluated_at_us = row[12].as<std::int64_t>();
+      s.created_at_us = row[13].as<std::int64_t>();
+      s.updated_at_us = row[14].as<std::int64_t>();
+      out.push_back(std::move(s));
+    }
+  } catch (...) {
+    impl_->rethrow("read strategies");
+  }
+  return out;
+}
+
+std::int64_t PostgresSink::count_strategies(const StrategyQuery& q) {
+  ensure_connected();
+  try {
+    pqxx::read_transaction txn(*impl_->conn, "count_strategies");
+    const std::optional<std::string> uuid =
+        q.id_or_hash && looks_like_uuid(*q.id_or_hash) ? q.id_or_hash : std::nullopt;
+    auto rows = txn.exec_params(std::string("SELECT count(*) FROM strategies") + kStrategyFilter,
+                                or_null(q.id_or_hash), or_null(uuid), or_null(q.symbol), or_null(q.strategy_type),
+                                or_null(q.min_score), q.active_only);
+    return rows[0][0].as<std::int64_t>();
+  } catch (...) {
+    impl_->rethrow("count strategies");
+  }
+}
+
+}  // namespace strategy_consumer
