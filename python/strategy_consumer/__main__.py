@@ -1,36 +1,32 @@
-"""python -m strategy_consumer: the service, with the same flags and environment as the binary."""
+"""python -m strategy_consumer: the service, with the same flags and environment as the binary.
+
+The C++ Service does everything the binary does (logging and redaction, /health, /ready and /metrics, the
+pipeline, the exit code); this module only takes the signals, which Python delivers to its main thread.
+"""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
 
 from . import _core
-from .errors import ConfigError, StrategyConsumerError
+from .errors import ConfigError
 
 
 def main(argv: list[str]) -> int:
     if "--help" in argv or "-h" in argv:
         print(_core.help_text(), end="")
-        return 0
-    import os
-
+        return _core.EXIT_OK
     try:
         consumer = _core.Consumer(argv, dict(os.environ))
     except ConfigError as exc:
         print(f"strategy-consumer: {exc}", file=sys.stderr)
-        return 2
+        return _core.EXIT_BAD_CONFIG
     outcome: dict = {}
-
-    def work() -> None:
-        try:
-            outcome["reason"] = consumer.run()
-        except StrategyConsumerError as exc:
-            outcome["error"] = exc
-
-    # The pipeline runs in a thread so that this (main) thread can take SIGTERM/SIGINT and stop it.
-    worker = threading.Thread(target=work, name="strategy-consumer")
+    # The service runs in a thread so that this (main) thread can take SIGTERM/SIGINT/SIGHUP.
+    worker = threading.Thread(target=lambda: outcome.update(code=consumer.serve()), name="strategy-consumer")
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: consumer.stop())
     if consumer.rules is not None:  # as the binary: SIGHUP reloads the rules between batches
@@ -38,10 +34,7 @@ def main(argv: list[str]) -> int:
     worker.start()
     while worker.is_alive():
         worker.join(0.2)
-    if "error" in outcome:
-        print(f"strategy-consumer: {outcome['error']}", file=sys.stderr)
-        return 2 if isinstance(outcome["error"], ConfigError) else 1
-    return 0
+    return outcome.get("code", _core.EXIT_FAILED)
 
 
 if __name__ == "__main__":

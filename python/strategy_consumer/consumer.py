@@ -43,6 +43,11 @@ class Consumer:
     def __init__(self, *, env: Optional[Mapping[str, str]] = None, args: Optional[Sequence[str]] = None,
                  rules: Optional[RuleSources] = None, **config: Any):
         self._args = list(args or []) + config_to_args(config)
+        # A library object serves /health, /ready and /metrics only when asked (http_port=...): the binary's
+        # default port 8080 would collide between consumers of one process. python -m strategy_consumer serves
+        # on the binary's default.
+        if not any(a.startswith("--http_port") for a in self._args):
+            self._args.append("--http_port=0")
         self._env = dict(os.environ if env is None else env)
         self._rules = rule_sources(rules)
         self._core = _core.Consumer(self._args, self._env, self._rules)
@@ -68,6 +73,11 @@ class Consumer:
     @property
     def healthy(self) -> bool:
         return self._core.healthy
+
+    @property
+    def http_port(self) -> int:
+        """The port of /health, /ready and /metrics while run() runs, when built with ``http_port=N``; else 0."""
+        return self._core.http_port
 
     @property
     def rule_stats(self) -> dict:

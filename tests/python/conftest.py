@@ -42,12 +42,14 @@ class Env:
         kafka.create_topic(self.topic, partitions)
         kafka.create_topic(self.dlq_topic, 1)
         self._conn = None
+        # What runs the consumer: the binary, or `python -m strategy_consumer` (the same Service underneath).
+        self.program = [find_binary("strategy-consumer")]
 
     def flags(self, *extra: str) -> list[str]:
         # No HTTP server unless a test asks for one (on 127.0.0.1): the default 0.0.0.0:8080 would collide
         # between consumers running at once.
         http = [] if any(e.startswith("--http_port") for e in extra) else ["--http_port=0"]
-        return [find_binary("strategy-consumer"), f"--kafka_bootstrap_servers={self.kafka.bootstrap}",
+        return [*self.program, f"--kafka_bootstrap_servers={self.kafka.bootstrap}",
                 f"--kafka_topic={self.topic}", f"--kafka_group_id={self.group}", f"--dlq_topic={self.dlq_topic}",
                 "--kafka_property=session.timeout.ms=6000", "--kafka_property=heartbeat.interval.ms=500",
                 *self.pg.flags(self.database), *http, *extra]

@@ -1,5 +1,6 @@
-"""Operations: /health, /ready and /metrics of the real binary, JSON logs with correlation fields, secrets kept
-out of every output, and the container and Kubernetes files."""
+"""Operations: /health, /ready and /metrics of the real binary and of `python -m strategy_consumer` (the same
+Service), JSON logs with correlation fields, secrets kept out of every output, and the container and Kubernetes
+files."""
 
 from __future__ import annotations
 
@@ -141,6 +142,14 @@ def json_lines(text: str) -> list[dict]:
     return parsed
 
 
+@pytest.fixture(params=["binary", "python -m"])
+def program_env(request, env):
+    """env whose consumer is the binary, then `python -m strategy_consumer`: both run the one C++ Service."""
+    if request.param == "python -m":
+        env.program = ["/usr/bin/python3", "-m", "strategy_consumer"]
+    return env
+
+
 # ---- /health and /ready ----
 
 def test_ready_follows_postgresql_and_retries_while_health_stays_up(env):
@@ -198,7 +207,8 @@ def _count(pg: PostgresServer, database: str) -> int:
         conn.close()
 
 
-def test_health_and_unknown_paths(env):
+def test_health_and_unknown_paths(program_env):
+    env = program_env
     with Service(env.flags()) as svc:
         svc.wait_http()
         status, body = svc.get("/health")
@@ -229,7 +239,8 @@ def test_http_port_zero_serves_nothing_and_a_taken_port_is_a_config_error(env):
 
 # ---- /metrics ----
 
-def test_metrics_parse_and_count_what_was_stored_and_dead_lettered(env):
+def test_metrics_parse_and_count_what_was_stored_and_dead_lettered(program_env):
+    env = program_env
     round1 = [strategy(i, score=1.0) for i in range(24)]
     bad = [b"not json at all", b"\xff\xfe", invalid_for_validation(1)]
     for p in range(env.partitions):
@@ -299,7 +310,8 @@ def test_metrics_parse_and_count_what_was_stored_and_dead_lettered(env):
 
 # ---- logs ----
 
-def test_every_log_line_is_json_with_correlation_fields(env):
+def test_every_log_line_is_json_with_correlation_fields(program_env):
+    env = program_env
     good = [strategy(i) for i in range(6)]
     env.produce(good[:3] + [b"{broken", invalid_for_validation(7)] + good[3:], partition=1)
     env.produce([strategy(50)], partition=2)
@@ -338,7 +350,8 @@ def test_every_log_line_is_json_with_correlation_fields(env):
     assert rdkafka and all(p["component"] == "librdkafka" and p["facility"] for p in rdkafka)
 
 
-def test_text_format_on_request(env):
+def test_text_format_on_request(program_env):
+    env = program_env
     env.produce([strategy(1)], partition=0)
     result = env.drain("--log_format=text")
     lines = result.stderr.strip().splitlines()
@@ -351,7 +364,8 @@ def test_text_format_on_request(env):
 
 # ---- secrets ----
 
-def test_passwords_never_appear_in_any_output(env):
+def test_passwords_never_appear_in_any_output(program_env):
+    env = program_env
     pg_secret = "pg-Secret-7f3a9c"
     sasl_secret = "sasl-Secret-b81e44"
     proc_env = dict(os.environ, POSTGRES_PASSWORD=pg_secret)
@@ -375,7 +389,7 @@ def test_passwords_never_appear_in_any_output(env):
                            capture_output=True, text=True, timeout=120, env=proc_env)
         assert r.returncode == 0, r.stderr[-3000:]
         seen += [r.stdout, r.stderr]
-    help_run = subprocess.run([find_binary("strategy-consumer"), "--help", *secret_flags,
+    help_run = subprocess.run([*env.program, "--help", *secret_flags,
                                f"--postgres_password={pg_secret}"], capture_output=True, text=True, env=proc_env)
     assert help_run.returncode == 0 and "--http_port" in help_run.stdout
     seen += [help_run.stdout, help_run.stderr]
