@@ -335,14 +335,6 @@ void Metrics::rules_evaluated(const RuleStats& totals) {
   }
 }
 
-void Metrics::rule_evaluated(const std::string& rule, RuleOutcome outcome) {
-  if (!registry_.has_family(kRuleEvaluations)) register_rule(rule);
-  registry_.add(kRuleEvaluations, {{"rule", rule}});
-  if (outcome == RuleOutcome::rejected) registry_.add(kRuleRejections, {{"rule", rule}});
-  else if (outcome == RuleOutcome::error) registry_.add(kRuleErrors, {{"rule", rule}});
-  else registry_.add(kRuleRejections, {{"rule", rule}}, 0);
-}
-
 std::string Metrics::stalled_operation() const {
   std::lock_guard lock(mutex_);
   return stalled_operation_;

@@ -137,7 +137,6 @@ struct Pipeline::Impl : RebalanceListener {
                   ValidatorOptions{.allow_unknown_strategy_types = config.processing.allow_unknown_strategy_types},
                   DecodeOptions{.max_message_bytes = config.processing.max_message_bytes}),
         sink(config.postgres, config.kafka.group_id) {
-    retry_policy.max_attempts = config.processing.max_retries + 1;
     batch_policy.max_messages = static_cast<std::size_t>(config.processing.batch_size);
     batch_policy.max_age = seconds_to_ms(config.processing.batch_timeout_seconds);
   }

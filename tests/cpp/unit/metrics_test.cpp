@@ -231,21 +231,6 @@ TEST(Metrics, RetriesByOperationAndStalledUntilRecovered) {
   EXPECT_EQ(operation_label("  "), "unknown");
 }
 
-TEST(Metrics, RuleFamiliesAppearOnceARuleIsRegistered) {
-  Metrics m;
-  m.register_rule("my_rule");
-  auto text = m.render();
-  EXPECT_TRUE(has_line(text, "strategy_consumer_rule_evaluations_total{rule=\"my_rule\"} 0"));
-  m.rule_evaluated("my_rule", Metrics::RuleOutcome::passed);
-  m.rule_evaluated("my_rule", Metrics::RuleOutcome::rejected);
-  m.rule_evaluated("other", Metrics::RuleOutcome::error);
-  text = m.render();
-  EXPECT_TRUE(has_line(text, "strategy_consumer_rule_evaluations_total{rule=\"my_rule\"} 2"));
-  EXPECT_TRUE(has_line(text, "strategy_consumer_rule_rejections_total{rule=\"my_rule\"} 1"));
-  EXPECT_TRUE(has_line(text, "strategy_consumer_rule_errors_total{rule=\"other\"} 1"));
-  EXPECT_TRUE(has_line(text, "strategy_consumer_rule_evaluations_total{rule=\"other\"} 1"));
-}
-
 TEST(Metrics, RuleTotalsBecomeTheRuleCountersByWhatTheyGrew) {
   Metrics m;
   RuleStats totals;

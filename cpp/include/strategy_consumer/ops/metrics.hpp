@@ -147,12 +147,6 @@ class Metrics : public PipelineObserver {
   const MetricsRegistry& registry() const { return registry_; }
   std::string render() const { return registry_.render(); }
 
-  // For a later rules engine: per-rule counters. The three rule families appear in /metrics once a rule is
-  // registered (a service without rules shows none).
-  enum class RuleOutcome { passed, rejected, error };
-  void register_rule(const std::string& rule);
-  void rule_evaluated(const std::string& rule, RuleOutcome outcome);
-
   // For /health and /ready (any thread).
   Clock::time_point last_heartbeat() const { return Clock::time_point(Clock::duration(last_heartbeat_.load())); }
   std::size_t assigned_partitions() const { return assigned_partitions_.load(); }
@@ -180,6 +174,9 @@ class Metrics : public PipelineObserver {
   mutable std::mutex mutex_;  // guards the two below
   std::string stalled_operation_;
   std::map<std::string, RuleCounters> rule_totals_;  // as last seen by rules_evaluated()
+
+  // The rule families appear in /metrics once the engine names a rule (a service without rules shows none).
+  void register_rule(const std::string& rule);
 };
 
 }  // namespace strategy_consumer

@@ -7,7 +7,6 @@
 namespace strategy_consumer {
 
 struct RetryPolicy {
-  int max_attempts = 4;  // 1 + --max_retries
   std::chrono::milliseconds initial_delay{200};
   std::chrono::milliseconds max_delay{30000};
 
