@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from strategy_consumer import DatabaseError, analysis
+from strategy_consumer import DatabaseError, analysis, rule_authoring
 from strategy_consumer.errors import ConfigError
 from strategy_consumer.postgres_client import PostgresClient
 from strategy_consumer.rules import RuleSet, rule
@@ -316,34 +316,35 @@ def _window_days(m: dict) -> int:
 
 @pytest.fixture(scope="module")
 def inspector():
-    return StrategyInspector(rules=[analysis.example_rules_path(), *MY_RULES])
+    return StrategyInspector(rules=[rule_authoring.example_rules_path(), *MY_RULES])
 
 
 @pytest.fixture(scope="module")
 def verdicts(frame, inspector):
-    return analysis.evaluate_rules(frame, inspector)
+    return rule_authoring.evaluate_rules(frame, inspector)
 
 
 def test_example_rules_path(tmp_path, monkeypatch):
-    assert analysis.example_rules_path() == ROOT / "examples" / "rules"
-    assert RuleSet.load([analysis.example_rules_path()]).names == EXAMPLE_RULES
+    assert rule_authoring.example_rules_path() == ROOT / "examples" / "rules"
+    assert RuleSet.load([rule_authoring.example_rules_path()]).names == EXAMPLE_RULES
     # An installed package: found above the working directory (a notebook runs in notebooks/), else an error.
-    monkeypatch.setattr(analysis, "__file__", str(tmp_path / "site-packages" / "strategy_consumer" / "analysis.py"))
+    monkeypatch.setattr(rule_authoring, "__file__",
+                        str(tmp_path / "site-packages" / "strategy_consumer" / "rule_authoring.py"))
     monkeypatch.chdir(ROOT / "notebooks")
-    assert analysis.example_rules_path() == ROOT / "examples" / "rules"
+    assert rule_authoring.example_rules_path() == ROOT / "examples" / "rules"
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError, match="examples/rules not found"):
-        analysis.example_rules_path()
+        rule_authoring.example_rules_path()
 
 
 def test_evaluate_rules_one_verdict_per_stored_strategy(seeded, frame, verdicts, inspector):
     assert inspector.rules == EXAMPLE_RULES + [r.name for r in MY_RULES]
-    assert list(verdicts.columns) == list(analysis.VERDICT_COLUMNS)
+    assert list(verdicts.columns) == list(rule_authoring.VERDICT_COLUMNS)
     assert list(verdicts["strategy_hash"]) == list(frame["strategy_hash"])  # the frame's order, stored hashes
     assert list(verdicts["strategy_id"]) == list(frame["strategy_id"])
     assert verdicts["rejected"].dtype == bool and verdicts["rejected"].equals(verdicts["stage"] != "")
     # Every stored strategy, against the same rules evaluated in pure Python on the message as inserted.
-    in_python = RuleSet([*RuleSet.load([analysis.example_rules_path()]).rules, *MY_RULES])
+    in_python = RuleSet([*RuleSet.load([rule_authoring.example_rules_path()]).rules, *MY_RULES])
     for _, v in verdicts.iterrows():
         issues = in_python.check(seeded.stored[v["strategy_hash"]])
         refusals = [i for i in issues if i.severity == "reject"]
@@ -406,18 +407,18 @@ def test_evaluate_rules_warnings(seeded, verdicts):
 def test_evaluate_rules_catalog_first(frame):
     rows = frame[frame["strategy_type"] == "MACD_CROSSOVER"].head(2).copy()
     rows.at[rows.index[0], "parameters"] = {"shortEmaPeriod": 40, "longEmaPeriod": 26, "signalPeriod": 9}
-    got = analysis.evaluate_rules(rows, [profit_factor_contradicts_return, short_window])  # sources are enough
+    got = rule_authoring.evaluate_rules(rows, [profit_factor_contradicts_return, short_window])  # sources are enough
     first = got.iloc[0]
     assert (first["stage"], first["rule"]) == ("validate", "parameters.range")
     assert "outside the catalog's range" in first["reason"] and first["warned_by"] == ()  # no rule ran on it
-    summary = analysis.rule_summary(got)
+    summary = rule_authoring.rule_summary(got)
     assert (summary["evaluated"] == 1).all()  # the refused one is not counted as evaluated by the rules
-    empty = analysis.evaluate_rules(frame.iloc[:0], [short_window])
-    assert empty.empty and list(empty.columns) == list(analysis.VERDICT_COLUMNS)
+    empty = rule_authoring.evaluate_rules(frame.iloc[:0], [short_window])
+    assert empty.empty and list(empty.columns) == list(rule_authoring.VERDICT_COLUMNS)
 
 
 def test_rule_summary_counts(seeded, verdicts, inspector):
-    summary = analysis.rule_summary(verdicts, inspector)
+    summary = rule_authoring.rule_summary(verdicts, inspector)
     assert list(summary.index) == inspector.rules  # every rule in force, in order, zeros included
     assert list(summary["severity"]) == ["reject", "reject", "reject", "warn", "reject", "warn", "reject"]
     assert summary.loc["profit_factor_contradicts_return", "description"] == (
@@ -433,14 +434,14 @@ def test_rule_summary_counts(seeded, verdicts, inspector):
     assert summary.loc["raises_on_pivot", "rejected"] == sum(m["strategy_type"] == "PIVOT"
                                                              for m in seeded.stored.values())
     assert summary.loc["short_window", "rejected"] == 0 and summary.loc["short_window", "warned"] > 0
-    bare = analysis.rule_summary(verdicts)  # without the inspector: the rules that said something, busiest first
+    bare = rule_authoring.rule_summary(verdicts)  # without the inspector: the rules that said something, busiest first
     totals = bare["rejected"] + bare["warned"]
     assert list(totals) == sorted(totals, reverse=True) and (totals > 0).all()
     assert bare.loc["short_window", "severity"] == "warn" and bare.loc["too_few_trades", "severity"] == "reject"
 
 
 def test_rejections_by(seeded, verdicts):
-    by_type = analysis.rejections_by(verdicts)
+    by_type = rule_authoring.rejections_by(verdicts)
     pairs = Counter((t, name) for t, names in zip(verdicts["strategy_type"], verdicts["rejected_by"]) for name in names)
     assert int(by_type.to_numpy().sum()) == sum(pairs.values())
     for (t, name), n in pairs.items():
@@ -448,15 +449,15 @@ def test_rejections_by(seeded, verdicts):
     assert list(by_type.sum(axis=1)) == sorted(by_type.sum(axis=1), reverse=True)
     assert list(by_type.sum()) == sorted(by_type.sum(), reverse=True)
     assert by_type.loc["PIVOT", "raises_on_pivot"] == sum(m["strategy_type"] == "PIVOT" for m in seeded.stored.values())
-    warned = analysis.rejections_by(verdicts, "symbol", warnings=True)
+    warned = rule_authoring.rejections_by(verdicts, "symbol", warnings=True)
     assert set(warned.columns) == {"short_window", "drawdown_large_for_return"}
     assert int(warned.to_numpy().sum()) == int(verdicts["warned_by"].str.len().sum())
-    nothing = analysis.rejections_by(verdicts[~verdicts["rejected"]])
+    nothing = rule_authoring.rejections_by(verdicts[~verdicts["rejected"]])
     assert nothing.empty
 
 
 def test_write_rules_file_round_trips_through_the_service_loader(tmp_path, frame, verdicts):
-    path = analysis.write_rules_file([profit_factor_contradicts_return, short_window], tmp_path / "team" / "mine.py",
+    path = rule_authoring.write_rules_file([profit_factor_contradicts_return, short_window], tmp_path / "team" / "mine.py",
                                      docstring="Team rules.")
     assert path == (tmp_path / "team" / "mine.py").resolve() and path.is_file()
     text = path.read_text()
@@ -466,13 +467,13 @@ def test_write_rules_file_round_trips_through_the_service_loader(tmp_path, frame
     assert RuleSet.load([path]).names == ["profit_factor_contradicts_return", "short_window"]
     assert [p.name for p in path.parent.iterdir()] == ["mine.py"]  # no temporary file left behind
     # The file says what the functions said, through the same engine.
-    from_file = analysis.evaluate_rules(frame, StrategyInspector(rules=[path]))
+    from_file = rule_authoring.evaluate_rules(frame, StrategyInspector(rules=[path]))
     keep = {"profit_factor_contradicts_return", "short_window"}
     for column, names in (("rejected_by", "reasons"), ("warned_by", "warnings")):
         expected = [tuple(t for r, t in zip(rs, ts) if r in keep) for rs, ts in zip(verdicts[column], verdicts[names])]
         assert list(from_file[names]) == expected
     # A second write replaces the file.
-    analysis.write_rules_file(short_window, path)
+    rule_authoring.write_rules_file(short_window, path)
     assert RuleSet.load([path]).names == ["short_window"]
     assert path.read_text().startswith('"""Analyst rules: short_window."""\n')
 
@@ -480,25 +481,25 @@ def test_write_rules_file_round_trips_through_the_service_loader(tmp_path, frame
 def test_write_rules_file_refuses_what_the_file_could_not_run(tmp_path):
     target = tmp_path / "r.py"
     with pytest.raises(ValueError, match="reads PF_LIMIT, which the file would not define"):
-        analysis.write_rules_file([reads_a_notebook_global], target)
+        rule_authoring.write_rules_file([reads_a_notebook_global], target)
     assert not target.exists()
-    analysis.write_rules_file([reads_a_notebook_global], target, preamble="PF_LIMIT = 1.0")
+    rule_authoring.write_rules_file([reads_a_notebook_global], target, preamble="PF_LIMIT = 1.0")
     assert RuleSet.load([target]).check(create_test_strategy()) == []
     with pytest.raises(ValueError, match="no @rule decorator"):
-        analysis.write_rules_file([rule(_plain)], tmp_path / "plain.py")
+        rule_authoring.write_rules_file([rule(_plain)], tmp_path / "plain.py")
     with pytest.raises(TypeError, match="not a rule"):
-        analysis.write_rules_file([_plain], tmp_path / "plain.py")
+        rule_authoring.write_rules_file([_plain], tmp_path / "plain.py")
     with pytest.raises(ValueError, match="must end in .py"):
-        analysis.write_rules_file([short_window], tmp_path / "rules.txt")
+        rule_authoring.write_rules_file([short_window], tmp_path / "rules.txt")
     with pytest.raises(ValueError, match="no rules"):
-        analysis.write_rules_file([], target)
+        rule_authoring.write_rules_file([], target)
 
 
 def test_rules_directory(tmp_path):
-    chosen = analysis.rules_directory(environ={analysis.RULES_DIR_VARIABLE: str(tmp_path / "a" / "b")})
+    chosen = rule_authoring.rules_directory(environ={rule_authoring.RULES_DIR_VARIABLE: str(tmp_path / "a" / "b")})
     assert chosen == tmp_path / "a" / "b" and chosen.is_dir()
-    assert analysis.rules_directory(tmp_path / "c", environ={analysis.RULES_DIR_VARIABLE: "/nowhere"}) == tmp_path / "c"
-    fresh, other = analysis.rules_directory(environ={}), analysis.rules_directory(environ={})
+    assert rule_authoring.rules_directory(tmp_path / "c", environ={rule_authoring.RULES_DIR_VARIABLE: "/nowhere"}) == tmp_path / "c"
+    fresh, other = rule_authoring.rules_directory(environ={}), rule_authoring.rules_directory(environ={})
     try:
         assert fresh.is_dir() and fresh != other and not list(fresh.iterdir())
         assert not fresh.is_relative_to(ROOT)
@@ -508,8 +509,8 @@ def test_rules_directory(tmp_path):
 
 
 def test_rules_command_line():
-    assert analysis.rules_command_line(["/etc/rules/a b.py", Path("examples/rules"), "team.rules"]) == (
+    assert rule_authoring.rules_command_line(["/etc/rules/a b.py", Path("examples/rules"), "team.rules"]) == (
         "strategy-consumer --rules '/etc/rules/a b.py' --rules examples/rules --rules team.rules")
-    assert analysis.rules_command_line([], binary="/opt/bin/strategy-consumer") == "/opt/bin/strategy-consumer"
+    assert rule_authoring.rules_command_line([], binary="/opt/bin/strategy-consumer") == "/opt/bin/strategy-consumer"
     with pytest.raises(TypeError, match="write_rules_file"):
-        analysis.rules_command_line([short_window])
+        rule_authoring.rules_command_line([short_window])

@@ -17,7 +17,7 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 
 from strategy_consumer import samples
-from strategy_consumer.analysis import RULES_DIR_VARIABLE
+from strategy_consumer.rule_authoring import RULES_DIR_VARIABLE
 from strategy_consumer.postgres_client import PostgresClient
 from strategy_consumer.rules import RuleSet
 from strategy_consumer.testing import create_test_strategy
