@@ -394,7 +394,9 @@ def test_postgres_down_drain_gives_up_service_retries_sigterm_abandons(own_pg, k
         assert drain.count("giving up") == 1
         own_pg.resume()
         done = assert_rows_match_offsets(env, layout)
-        assert 0 < done < 20_000
+        # Usually part of the work; all of it when the consumer had fetched every message before the brokers
+        # went (its local queue holds up to 16 MiB): it then exits 1 only for the Kafka commit and the idle check.
+        assert 0 < done <= 20_000
 
         service = Consumer(env.flags("--batch_size=100", "--max_retries=1"), "service")
         consumers.append(service)
@@ -475,7 +477,9 @@ def test_brokers_gone_drain_gives_up_without_committing_past_its_data(pg, own_ka
         assert 30 <= took < 60, f"gave up {took:.1f} s after the brokers went down"
         assert drain.count("giving up (drain mode, --max_retries=1)") == 1, drain.tail()
         done = assert_rows_match_offsets(env, layout)
-        assert 0 < done < 20_000
+        # Usually part of the work; all of it when the consumer had fetched every message before the brokers
+        # went (its local queue holds up to 16 MiB): it then exits 1 only for the Kafka commit and the idle check.
+        assert 0 < done <= 20_000
         own_kafka.command("up-all")
 
         final = Consumer(env.flags("--idle_timeout_seconds=1"), "after-kafka")
