@@ -417,7 +417,7 @@ def test_kubernetes_manifests_lint_and_say_what_operators_expect():
     lint = subprocess.run(["yamllint", "--strict", str(ROOT / "deploy")], capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout + lint.stderr
     m = manifests()
-    assert set(m) == {"ConfigMap", "Secret", "Deployment", "CronJob"}
+    assert set(m) == {"ConfigMap", "Secret", "Deployment", "CronJob", "ScaledObject"}  # KEDA: test_monitoring.py
 
     dep = m["Deployment"]
     assert dep["spec"]["replicas"] == 2
