@@ -1,0 +1,1 @@
+"""The benchmark suite's parts (scripts/bench runs them)."""
