@@ -621,7 +621,8 @@ ExitReason Pipeline::run() {
   try {
     s.retrying("connect to PostgreSQL", [&] { s.sink.ensure_connected(); });
     s.retrying("prepare the schema", [&] { s.sink.prepare_schema(s.config.migrate); });
-    s.dlq = std::make_unique<DlqProducer>(s.config.kafka);
+    s.dlq = std::make_unique<DlqProducer>(
+        s.config.kafka, [&s](const DeadLetterRefusal& r) { s.observer->dead_letter_refused(r.delivered_minimal); });
     s.source = std::make_unique<KafkaSource>(s.config.kafka, s);
     const ExitReason reason = s.consume();
     s.source->close();
