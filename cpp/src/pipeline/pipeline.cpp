@@ -487,6 +487,18 @@ struct Pipeline::Impl : RebalanceListener {
       if (auto it = expected.find({o.topic, o.partition}); it != expected.end()) it->second = o.next_offset;
     }
     const auto& result = work->result;
+    if (result.in_doubt_committed) {
+      observer->commit_in_doubt(*result.in_doubt_committed);
+      if (*result.in_doubt_committed) {
+        spdlog::warn("batch {}: its COMMIT's outcome was unknown (the connection broke during it); the stored "
+                     "offsets show it committed",
+                     work->id);
+      } else {
+        spdlog::warn("batch {}: its first COMMIT's outcome was unknown (the connection broke during it); the "
+                     "stored offsets showed it had not committed, and it was written again",
+                     work->id);
+      }
+    }
     counters.stored_new += result.inserted;
     counters.stored_updated += result.updated;
     counters.duplicate_in_batch += work->duplicates;
