@@ -363,7 +363,7 @@ struct Pipeline::Impl : RebalanceListener {
         positions.push_back({topic, p, known ? it->second : -1, std::nullopt});
       }
     }
-    source->seek(positions);
+    retrying("seek to the stored offsets", [&] { source->seek(positions); });
   }
 
   // The rules see every message of the batch, in one call, before duplicates collapse: each gets its own
