@@ -329,3 +329,23 @@ def test_a_letter_that_cannot_be_delivered_at_all_does_not_hold_back_offsets(pg)
             assert letter["source_offset"] == 3 and "original_message" in letter
         finally:
             env.close()
+
+
+def test_a_fatal_error_of_the_dead_letter_producer_replaces_it_and_the_letter_arrives(pg):
+    """OUT_OF_ORDER_SEQUENCE_NUMBER is fatal for librdkafka's idempotent producer: every later letter would fail
+    with it for ever. The producer is replaced, and the letter it held is sent again, whole."""
+    from strategy_consumer.services import DevBroker
+
+    with DevBroker() as kafka:
+        env = refusing_broker_env(pg, kafka)
+        try:
+            n0 = env.produce([with_(strategy_hash="f-0"), params(extra=1), with_(strategy_hash="f-1")], partition=0)
+            kafka.command("produce-errors 45")
+            result = env.drain()
+            assert "the dead-letter producer failed fatally" in result.stderr
+            assert sorted(r[0] for r in env.query("SELECT strategy_hash FROM strategies")) == ["f-0", "f-1"]
+            assert env.stored_offsets() == {0: n0}
+            (letter, _), = env.dead_letters(1)
+            assert letter["source_offset"] == 1 and letter["original_message"] == params(extra=1)
+        finally:
+            env.close()
