@@ -20,8 +20,10 @@
 //   strategy-kafka-dev [--brokers N] [--topic NAME[:PARTITIONS]]... [--address-file PATH] [--debug CONTEXTS]
 //   The first line of stdout is the bootstrap address (e.g. 127.0.0.1:34567); logs go to stderr.
 //   Then one command per stdin line, each answered with one stdout line, `ok` or `error <reason>`:
-//     down <broker_id> | up <broker_id> | down-all | up-all | topic <name> <partitions>
+//     down <broker_id> | up <broker_id> | down-all | up-all | topic <name> <partitions> | produce-errors <code>...
 //   `down` closes the broker's connections and refuses new ones (no leader change); `up` reopens the same port.
+//   `produce-errors` makes the next Produce requests (one per code, from any client) fail with those Kafka error
+//   codes, e.g. `produce-errors 10 10` (MESSAGE_TOO_LARGE twice) or 29 (TOPIC_AUTHORIZATION_FAILED).
 //   Blank lines are ignored. EOF on stdin is fine (the broker keeps running); SIGTERM or SIGINT stops it with
 //   exit status 0.
 
@@ -148,6 +150,11 @@ class MockCluster {
                                       std::min(broker_count_, 3));
   }
 
+  // The next errors.size() Produce requests, from any client, fail with these errors in turn.
+  void fail_produce_requests(const std::vector<rd_kafka_resp_err_t>& errors) {
+    rd_kafka_mock_push_request_errors_array(mcluster_, 0 /* ProduceRequest */, errors.size(), errors.data());
+  }
+
   // broker_id -1 means every broker.
   rd_kafka_resp_err_t set_up(int broker_id, bool up) {
     return up ? rd_kafka_mock_broker_set_up(mcluster_, broker_id)
@@ -186,7 +193,18 @@ std::string execute(MockCluster& cluster, const std::string& line) {
     if (auto error = partitions_error(partitions); !error.empty()) return "error " + error;
     return result(cluster.create_topic({words[1], *partitions}));
   }
-  return "error unknown command (expected: down ID | up ID | down-all | up-all | topic NAME PARTITIONS): " + line;
+  if (verb == "produce-errors" && words.size() >= 2) {
+    std::vector<rd_kafka_resp_err_t> errors;
+    for (std::size_t i = 1; i < words.size(); ++i) {
+      const auto code = parse_int(words[i]);
+      if (!code || *code <= 0) return "error produce-errors takes Kafka error codes (e.g. 10: message too large)";
+      errors.push_back(static_cast<rd_kafka_resp_err_t>(*code));
+    }
+    cluster.fail_produce_requests(errors);
+    return "ok";
+  }
+  return "error unknown command (expected: down ID | up ID | down-all | up-all | topic NAME PARTITIONS | "
+         "produce-errors CODE...): " + line;
 }
 
 void write_atomically(const std::filesystem::path& path, const std::string& content) {
@@ -240,7 +258,8 @@ class LineReader {
 int main(int argc, char** argv) {
   CLI::App app{"strategy-kafka-dev: a Kafka-protocol broker for development and tests (librdkafka mock cluster).\n"
                "Prints its bootstrap address as the first line of stdout, then answers stdin commands\n"
-               "(down ID, up ID, down-all, up-all, topic NAME PARTITIONS) with 'ok' or 'error ...'.\n"
+               "(down ID, up ID, down-all, up-all, topic NAME PARTITIONS, produce-errors CODE...) with 'ok' or\n"
+               "'error ...'.\n"
                "Stops on SIGTERM or SIGINT."};
   int brokers = 1;
   std::vector<std::string> topic_specs;

@@ -4,105 +4,136 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <set>
+#include <shared_mutex>
 
 #include "kafka/handles.hpp"
 #include "strategy_consumer/model/errors.hpp"
-#include "strategy_consumer/model/text.hpp"
 #include "strategy_consumer/model/timestamp.hpp"
 
 namespace strategy_consumer {
 namespace {
 
-// Real brokers refuse records over message.max.bytes (1 MB by default): a letter stays below that, cutting
-// the original message (and saying so) when it must.
-constexpr std::size_t kMaxLetterBytes = 900 * 1024;
-
-std::string base64(std::string_view in) {
-  static constexpr char kTable[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const std::uint32_t v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
-                            static_cast<unsigned char>(in[i + 2]);
-    out += kTable[v >> 18], out += kTable[(v >> 12) & 63], out += kTable[(v >> 6) & 63], out += kTable[v & 63];
-  }
-  if (i < in.size()) {
-    std::uint32_t v = static_cast<unsigned char>(in[i]) << 16;
-    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
-    out += kTable[v >> 18], out += kTable[(v >> 12) & 63];
-    out += i + 1 < in.size() ? kTable[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
+// What a record costs beyond its value and headers (record and batch framing), with room to spare.
+constexpr std::size_t kRecordOverhead = 512;
+// A letter whose producer failed fatally this often is treated as refused (a new producer did not help).
+constexpr int kMaxFatalFailures = 2;
 
 struct Letter {
   std::uint64_t seq = 0;  // the order of sending: flush(up_to) waits for the letters up to a number
   std::string payload;
   std::vector<std::pair<std::string, std::string>> headers;
+  // What the minimal letter needs, should the topic refuse this one: the letter without its original.
+  DeadLetter meta;
+  std::size_t original_bytes = 0;
+  bool minimal = false;
+  int fatal_failures = 0;
 };
+
+std::vector<std::pair<std::string, std::string>> headers_of(const DeadLetter& letter, std::string error) {
+  return {{"dlq.source.topic", letter.source.topic},
+          {"dlq.source.partition", std::to_string(letter.source.partition)},
+          {"dlq.source.offset", std::to_string(letter.source.offset)},
+          {"dlq.stage", truncate_text(letter.stage, kMaxReasonRuleBytes)},
+          {"dlq.error", std::move(error)}};
+}
+
+std::size_t size_of(const std::vector<std::pair<std::string, std::string>>& headers) {
+  std::size_t n = 0;
+  for (const auto& [k, v] : headers) n += k.size() + v.size() + 16;
+  return n;
+}
+
+// Errors after which the topic would refuse the same letter again: sending it again cannot help.
+bool refused_for_good(rd_kafka_resp_err_t err) {
+  switch (err) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string describe(const SourcePosition& s) {
+  return s.topic + "[" + std::to_string(s.partition) + "]@" + std::to_string(s.offset);
+}
 
 }  // namespace
 
-std::string encode_dead_letter(const DeadLetter& letter, std::int64_t now) {
-  nlohmann::json j;
-  const bool utf8 = is_valid_utf8(letter.original_message);
-  j["original_message"] = utf8 ? letter.original_message : base64(letter.original_message);
-  if (!utf8) j["original_message_encoding"] = "base64";
-  j["error"] = reasons_to_text(letter.reasons);
-  j["timestamp"] = format_timestamp_us(now).replace(10, 1, "T") + "Z";
-  j["stage"] = letter.stage;
-  j["reasons"] = reasons_to_json(letter.reasons);
-  j["source_topic"] = letter.source.topic;
-  j["source_partition"] = letter.source.partition;
-  j["source_offset"] = letter.source.offset;
-  std::string out = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  if (out.size() > kMaxLetterBytes) {
-    // Keep as much of the original as fits. Escaping can make text longer in JSON than raw, so the first cut
-    // is scaled by how much this original grows when escaped; shrink by a tenth until the letter fits.
-    const std::string& original = j["original_message"].get_ref<const std::string&>();
-    const std::size_t overhead = out.size() - nlohmann::json(original).dump(-1, ' ', false,
-                                                                           nlohmann::json::error_handler_t::replace).size();
-    const double growth = static_cast<double>(out.size() - overhead) / std::max<std::size_t>(original.size(), 1);
-    const std::size_t budget = kMaxLetterBytes > overhead + 256 ? kMaxLetterBytes - overhead - 256 : 0;
-    std::size_t keep = static_cast<std::size_t>(static_cast<double>(budget) / std::max(growth, 1.0));
-    nlohmann::json cut_letter = j;
-    cut_letter["original_message_truncated"] = true;
-    cut_letter["original_message_bytes"] = letter.original_message.size();
-    for (;;) {
-      std::string cut = original.substr(0, keep);
-      // Never end inside a UTF-8 character (base64 text is ASCII).
-      while (!cut.empty() && (static_cast<unsigned char>(cut.back()) & 0xC0) == 0x80) cut.pop_back();
-      if (!cut.empty() && static_cast<unsigned char>(cut.back()) >= 0xC0) cut.pop_back();
-      cut_letter["original_message"] = std::move(cut);
-      out = cut_letter.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-      if (out.size() <= kMaxLetterBytes || keep == 0) break;
-      keep -= std::max<std::size_t>(keep / 10, 1);
-    }
-  }
-  return out;
-}
-
 struct DlqProducer::Impl {
   KafkaConfig config;
+  std::function<void(const DeadLetterRefusal&)> on_refused;
+  std::size_t max_message_bytes = 1000000;  // the producer's message.max.bytes
+
+  // The handle: used under a shared lock, replaced under the exclusive one after a fatal error.
+  std::shared_mutex handle_mutex;
   rd_kafka_t* rk = nullptr;
-  std::mutex mutex;  // guards the four below; never held while calling librdkafka
+  std::atomic<bool> fatal{false};  // the producer raised a fatal error: replaced by the next flush
+
+  std::mutex mutex;  // guards the five below; never held while calling librdkafka
   std::deque<std::unique_ptr<Letter>> failed;  // delivery failed: sent again by the next flush
+  std::deque<std::unique_ptr<Letter>> resend;  // minimal letters in place of refused ones: sent at once
   std::set<std::uint64_t> unacknowledged;      // every letter sent and not yet acknowledged, failed ones too
   std::uint64_t last_seq = 0;
   std::string last_error;
+
+  std::size_t budget() const {
+    return std::min(kMaxDeadLetterBytes, max_message_bytes > kRecordOverhead ? max_message_bytes - kRecordOverhead : 0);
+  }
 
   bool acknowledged_up_to(std::uint64_t seq) {
     std::lock_guard lock(mutex);
     return unacknowledged.empty() || *unacknowledged.begin() > seq;
   }
 
+  rd_kafka_t* create_handle() {
+    rd_kafka_conf_t* conf = make_kafka_conf(config.producer_settings());
+    char value[64];
+    std::size_t size = sizeof value;
+    if (rd_kafka_conf_get(conf, "message.max.bytes", value, &size) == RD_KAFKA_CONF_OK) {
+      max_message_bytes = std::strtoull(value, nullptr, 10);
+    }
+    rd_kafka_conf_set_opaque(conf, this);
+    rd_kafka_conf_set_dr_msg_cb(conf, &Impl::delivery_cb);
+    return new_kafka_handle(RD_KAFKA_PRODUCER, conf);
+  }
+
+  // After a fatal error (librdkafka: the instance must be replaced): what the old producer still held comes
+  // back through its delivery reports as purged, and is sent again by the new one.
+  void replace_handle() {
+    std::unique_lock lock(handle_mutex);
+    if (!fatal.exchange(false)) return;
+    char reason[512] = "";
+    const auto err = rd_kafka_fatal_error(rk, reason, sizeof reason);
+    spdlog::error("the dead-letter producer failed fatally ({}: {}); replacing it and sending its unacknowledged "
+                  "letters again",
+                  rd_kafka_err2name(err), reason);
+    rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT | RD_KAFKA_PURGE_F_NON_BLOCKING);
+    rd_kafka_poll(rk, 0);
+    rd_kafka_destroy(rk);
+    rk = create_handle();
+  }
+
+  void poll(int timeout_ms) {
+    std::shared_lock lock(handle_mutex);
+    rd_kafka_poll(rk, timeout_ms);
+  }
+
   void produce(std::unique_ptr<Letter> letter) {
+    std::shared_lock handle_lock(handle_mutex);
     rd_kafka_headers_t* headers = rd_kafka_headers_new(letter->headers.size());
     for (const auto& [k, v] : letter->headers) rd_kafka_header_add(headers, k.c_str(), -1, v.data(), v.size());
     Letter* raw = letter.get();
@@ -111,33 +142,81 @@ struct DlqProducer::Impl {
                                  RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(raw), RD_KAFKA_V_END);
     if (err) {
       rd_kafka_headers_destroy(headers);
-      std::lock_guard lock(mutex);
-      last_error = rd_kafka_err2str(err);
-      failed.push_back(std::move(letter));
+      handle_lock.unlock();
+      failed_delivery(std::move(letter), err);
       return;
     }
     letter.release();  // owned by librdkafka's opaque until the delivery report
   }
 
+  // Produces the minimal letters waiting (not from a delivery report: those only queue them).
+  void send_resends() {
+    std::deque<std::unique_ptr<Letter>> now;
+    {
+      std::lock_guard lock(mutex);
+      now.swap(resend);
+    }
+    for (auto& l : now) produce(std::move(l));
+  }
+
+  void failed_delivery(std::unique_ptr<Letter> letter, rd_kafka_resp_err_t err) {
+    std::optional<DeadLetterRefusal> refusal;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+      fatal = true;
+      if (++letter->fatal_failures >= kMaxFatalFailures) err = RD_KAFKA_RESP_ERR_INVALID_RECORD;  // for good
+    }
+    if (err != RD_KAFKA_RESP_ERR__FATAL && refused_for_good(err)) {
+      const std::string why = std::string(rd_kafka_err2name(err)) + ": " + rd_kafka_err2str(err);
+      const std::string where = describe(letter->meta.source);
+      if (!letter->minimal) {
+        spdlog::warn("the dead-letter topic {} refused the letter of {} (stage {}, {} bytes) for good ({}); sending "
+                     "a minimal letter in its place",
+                     config.dlq_topic, where, letter->meta.stage, letter->payload.size(), why);
+        letter->payload = encode_minimal_dead_letter(letter->meta, why, now_us(), letter->original_bytes);
+        letter->headers = headers_of(letter->meta, truncate_text(why, 200));
+        letter->minimal = true;
+        letter->fatal_failures = 0;
+        std::lock_guard lock(mutex);
+        resend.push_back(std::move(letter));
+        return;
+      }
+      spdlog::error("the dead-letter topic {} refused even the minimal letter of {} (stage {}) ({}): the letter is "
+                    "undeliverable; the message's offset is committed without it",
+                    config.dlq_topic, where, letter->meta.stage, why);
+      refusal = DeadLetterRefusal{false, letter->meta.stage, letter->meta.source, why};
+      std::lock_guard lock(mutex);
+      unacknowledged.erase(letter->seq);
+    } else {
+      std::lock_guard lock(mutex);
+      last_error = rd_kafka_err2str(err);
+      failed.push_back(std::move(letter));  // still unacknowledged
+    }
+    if (refusal && on_refused) on_refused(*refusal);
+  }
+
   static void delivery_cb(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
     auto* self = static_cast<Impl*>(opaque);
     std::unique_ptr<Letter> letter(static_cast<Letter*>(m->_private));
-    std::lock_guard lock(self->mutex);
     if (m->err) {
-      self->last_error = rd_kafka_err2str(m->err);
-      self->failed.push_back(std::move(letter));  // still unacknowledged
-    } else {
+      self->failed_delivery(std::move(letter), m->err);
+      return;
+    }
+    {
+      std::lock_guard lock(self->mutex);
       self->unacknowledged.erase(letter->seq);
+    }
+    if (letter->minimal && self->on_refused) {
+      self->on_refused({true, letter->meta.stage, letter->meta.source,
+                        letter->headers.empty() ? std::string() : letter->headers.back().second});
     }
   }
 };
 
-DlqProducer::DlqProducer(const KafkaConfig& config) : impl_(std::make_unique<Impl>()) {
+DlqProducer::DlqProducer(const KafkaConfig& config, std::function<void(const DeadLetterRefusal&)> on_refused)
+    : impl_(std::make_unique<Impl>()) {
   impl_->config = config;
-  rd_kafka_conf_t* conf = make_kafka_conf(config.producer_settings());
-  rd_kafka_conf_set_opaque(conf, impl_.get());
-  rd_kafka_conf_set_dr_msg_cb(conf, &Impl::delivery_cb);
-  impl_->rk = new_kafka_handle(RD_KAFKA_PRODUCER, conf);
+  impl_->on_refused = std::move(on_refused);
+  impl_->rk = impl_->create_handle();
 }
 
 DlqProducer::~DlqProducer() {
@@ -159,18 +238,22 @@ std::uint64_t DlqProducer::send(const DeadLetter& letter) {
     impl_->unacknowledged.insert(l->seq);
   }
   const auto seq = l->seq;
-  l->payload = encode_dead_letter(letter, now_us());
-  l->headers = {{"dlq.source.topic", letter.source.topic},
-                {"dlq.source.partition", std::to_string(letter.source.partition)},
-                {"dlq.source.offset", std::to_string(letter.source.offset)},
-                {"dlq.stage", letter.stage},
-                {"dlq.error", reasons_to_text(letter.reasons).substr(0, 1000)}};
+  l->headers = headers_of(letter, truncate_text(reasons_to_text(letter.reasons), 1000));
+  const std::size_t headers = size_of(l->headers);
+  const std::size_t budget = impl_->budget();
+  l->payload = encode_dead_letter(letter, now_us(), budget > headers ? budget - headers : 0);
+  l->meta.stage = letter.stage;
+  l->meta.source = letter.source;
+  l->meta.reasons = bounded_reasons(letter.reasons, 1);
+  l->original_bytes = letter.original_message.size();
   impl_->produce(std::move(l));
-  rd_kafka_poll(impl_->rk, 0);
+  impl_->poll(0);
+  impl_->send_resends();
   return seq;
 }
 
 void DlqProducer::flush(std::chrono::milliseconds timeout, std::uint64_t up_to) {
+  if (impl_->fatal) impl_->replace_handle();
   if (impl_->acknowledged_up_to(up_to)) return;
   std::deque<std::unique_ptr<Letter>> retry;
   {
@@ -178,9 +261,12 @@ void DlqProducer::flush(std::chrono::milliseconds timeout, std::uint64_t up_to) 
     retry.swap(impl_->failed);
   }
   for (auto& l : retry) impl_->produce(std::move(l));
+  impl_->send_resends();
   const auto until = std::chrono::steady_clock::now() + timeout;
   while (!impl_->acknowledged_up_to(up_to) && std::chrono::steady_clock::now() < until) {
-    rd_kafka_poll(impl_->rk, 10);  // delivery reports
+    impl_->poll(10);  // delivery reports
+    impl_->send_resends();  // a refused letter's minimal one, within this same wait
+    if (impl_->fatal) break;  // the next flush replaces the producer
   }
   if (impl_->acknowledged_up_to(up_to)) return;
   std::lock_guard lock(impl_->mutex);
@@ -196,5 +282,7 @@ std::size_t DlqProducer::pending() const {
   std::lock_guard lock(impl_->mutex);
   return impl_->unacknowledged.size();
 }
+
+std::size_t DlqProducer::letter_budget() const { return impl_->budget(); }
 
 }  // namespace strategy_consumer

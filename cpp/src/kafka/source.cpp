@@ -203,15 +203,24 @@ void KafkaSource::seek(const std::vector<PartitionOffset>& positions) {
         o.next_offset >= 0 ? o.next_offset : impl_->start_offset({}, o.partition);
     impl_->at_end.erase({o.topic, o.partition});
   }
+  // Every partition's own result counts: one whose seek failed would go on reading where it was, past messages
+  // the stored offsets say are not committed, and they would never be stored. A failure (a timeout too) is
+  // retried by the caller: seeking again to the same offsets is harmless.
+  std::string failures;
   if (list->cnt > 0) {
     if (rd_kafka_error_t* error = rd_kafka_seek_partitions(impl_->rk, list, 10000)) {
-      std::string what = rd_kafka_error_string(error);
+      failures = rd_kafka_error_string(error);
       rd_kafka_error_destroy(error);
-      rd_kafka_topic_partition_list_destroy(list);
-      throw KafkaError("seek failed: " + what, true);
+    }
+    for (int i = 0; i < list->cnt; ++i) {
+      const auto& e = list->elems[i];
+      if (!e.err || e.err == RD_KAFKA_RESP_ERR__IN_PROGRESS) continue;  // in progress: counted in the timeout
+      failures += std::string(failures.empty() ? "" : "; ") + e.topic + "[" + std::to_string(e.partition) +
+                  "]: " + rd_kafka_err2str(e.err);
     }
   }
   rd_kafka_topic_partition_list_destroy(list);
+  if (!failures.empty()) throw KafkaError("seek to the stored offsets failed: " + failures, true);
 }
 
 void KafkaSource::close() {

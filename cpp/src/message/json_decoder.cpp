@@ -51,21 +51,25 @@ class StrictDomBuilder {
     if (!failure) {
       std::string what = ex.what();
       if (ex.id == 406) {  // out_of_range.406: a number beyond double range, e.g. 1e400
-        failure = Reason{"format.number", current_path(), "", "number is out of the range of a double"};
+        failure = Reason{"format.number", truncate_text(current_path(), kMaxReasonFieldBytes), "",
+                         "number is out of the range of a double"};
         return false;
       }
       // nlohmann's text starts with "[json.exception.parse_error.101] parse error at line 1, column 2: ".
       if (auto colon = what.find("]"); colon != std::string::npos) what = what.substr(colon + 2);
-      // Its "last read" part quotes the input, which may not be UTF-8.
+      // Its "last read" part quotes the input (a whole token: a string of a megabyte), which may not be UTF-8.
       failure = Reason{"format.json", "", "",
-                       "not valid JSON (byte " + std::to_string(position) + "): " + printable_utf8(what)};
+                       truncate_text("not valid JSON (byte " + std::to_string(position) + "): " + what,
+                                     kMaxReasonMessageBytes)};
     }
     return false;
   }
 
  private:
   bool fail(std::string rule, std::string_view value, std::string message) {
-    failure = Reason{std::move(rule), current_path(), truncate_for_reason(value), std::move(message)};
+    // A key can be as long as the message: the path is cut like any value.
+    failure = Reason{std::move(rule), truncate_text(current_path(), kMaxReasonFieldBytes), truncate_for_reason(value),
+                     std::move(message)};
     return false;
   }
   // Dotted path of the value being read, e.g. "parameters.period"; array elements show as "[]".

@@ -88,7 +88,7 @@ Inspection StrategyInspector::inspect(std::string_view message, std::int64_t now
   Decoded decoded = decode_strategy(message, decode_options_);
   if (!decoded.ok()) {
     out.stage = "decode";
-    out.reasons = std::move(decoded.reasons);
+    out.reasons = bounded_reasons(std::move(decoded.reasons));
     return out;
   }
   out.record = std::move(decoded.record);

@@ -282,7 +282,10 @@ CommandLine parse_command_line(const std::vector<std::string>& args, const Envir
 
   for (const auto& p : properties) {
     auto eq = p.find('=');
-    require(eq != std::string::npos && eq > 0, "--kafka_property: expected key=value, got '" + p.substr(0, eq) + "'");
+    // Never echo the argument: without its '=' it may be a whole "sasl.password:..." or a bare secret.
+    require(eq != std::string::npos, "--kafka_property: expected key=value, got an argument without '=' (" +
+                                         std::to_string(p.size()) + " characters, not shown: it may hold a secret)");
+    require(eq > 0, "--kafka_property: expected key=value, got an empty key");
     c.kafka.properties[p.substr(0, eq)] = p.substr(eq + 1);
   }
   c.migrate = !no_migrate;

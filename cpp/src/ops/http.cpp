@@ -4,14 +4,17 @@
 #include <spdlog/spdlog.h>
 
 #include <cmath>
+#include <condition_variable>
 #include <mutex>
+#include <optional>
+#include <stop_token>
 #include <nlohmann/json.hpp>
-#include <pqxx/pqxx>
 #include <thread>
 
 #include "strategy_consumer/model/errors.hpp"
 #include "strategy_consumer/ops/metrics.hpp"
 #include "strategy_consumer/pipeline/pipeline.hpp"
+#include "strategy_consumer/postgres/ping.hpp"
 #include "strategy_consumer/postgres/sink.hpp"
 
 namespace strategy_consumer {
@@ -115,39 +118,70 @@ void HttpServer::stop() {
 // ---- database probe ----
 
 struct DatabaseProbe::Impl {
-  PostgresConfig config;
-  std::mutex mutex;
-  std::unique_ptr<pqxx::connection> conn;
-  std::chrono::steady_clock::time_point checked_at{};
+  using Clock = std::chrono::steady_clock;
+  std::chrono::milliseconds interval;
+  std::chrono::milliseconds stale_after;
+  mutable std::mutex mutex;  // guards the four below; never held while pinging
+  std::condition_variable_any wake;
   std::pair<bool, std::string> last{false, "not checked yet"};
+  std::optional<Clock::time_point> pinging_since;
+  std::string last_logged;  // libpq's text of the last failure logged ("" after a success)
+  std::jthread thread;      // last: stopped and joined first
+
+  void run(std::stop_token stop, PostgresPing& ping) {
+    while (!stop.stop_requested()) {
+      {
+        std::lock_guard lock(mutex);
+        pinging_since = Clock::now();
+      }
+      std::pair<bool, std::string> result{true, ""};
+      std::string detail;
+      try {
+        ping.ping();
+      } catch (const DatabaseError& e) {
+        result = {false, e.sqlstate() == "08001" ? std::string("cannot connect")
+                         : e.sqlstate().empty()  ? std::string("query failed")
+                                                 : "query failed (SQLSTATE " + e.sqlstate() + ")"};
+        detail = first_line(e.what());
+      }
+      std::unique_lock lock(mutex);
+      pinging_since.reset();
+      last = result;
+      if (detail != last_logged) {
+        if (detail.empty()) spdlog::info("readiness probe: PostgreSQL answers again");
+        else spdlog::warn("readiness probe: PostgreSQL does not answer: {}", detail);
+        last_logged = detail;
+      }
+      wake.wait_for(lock, stop, interval, [] { return false; });
+    }
+  }
 };
 
-DatabaseProbe::DatabaseProbe(const PostgresConfig& config) : impl_(std::make_unique<Impl>()) {
-  impl_->config = config;
-  impl_->config.connect_timeout_seconds = std::min(config.connect_timeout_seconds, 3);
-  impl_->config.application_name = config.application_name + "-probe";
+DatabaseProbe::DatabaseProbe(const PostgresConfig& config, std::chrono::milliseconds interval,
+                             std::chrono::milliseconds stale_after)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->interval = interval;
+  impl_->stale_after = stale_after;
+  PostgresConfig own = config;
+  own.connect_timeout_seconds = std::min(config.connect_timeout_seconds, 3);
+  own.application_name = config.application_name + "-probe";
+  impl_->thread = std::jthread([impl = impl_.get(), ping = std::make_shared<PostgresPing>(own)](std::stop_token stop) {
+    impl->run(stop, *ping);
+  });
 }
 
 DatabaseProbe::~DatabaseProbe() = default;
 
-std::pair<bool, std::string> DatabaseProbe::check() {
+std::pair<bool, std::string> DatabaseProbe::check() const {
   std::lock_guard lock(impl_->mutex);
-  const auto now = std::chrono::steady_clock::now();
-  if (impl_->checked_at != std::chrono::steady_clock::time_point{} && now - impl_->checked_at < std::chrono::seconds(1)) {
-    return impl_->last;
-  }
-  try {
-    if (!impl_->conn || !impl_->conn->is_open()) {
-      impl_->conn = std::make_unique<pqxx::connection>(impl_->config.connection_string());
+  if (impl_->pinging_since) {
+    const auto waited = Impl::Clock::now() - *impl_->pinging_since;
+    if (waited > impl_->stale_after) {
+      return {false, "no answer within " +
+                         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(impl_->stale_after).count()) +
+                         " s"};
     }
-    pqxx::nontransaction txn(*impl_->conn);
-    txn.exec("SELECT 1");
-    impl_->last = {true, ""};
-  } catch (const std::exception& e) {
-    impl_->conn.reset();  // reconnect next time
-    impl_->last = {false, first_line(e.what())};
   }
-  impl_->checked_at = std::chrono::steady_clock::now();
   return impl_->last;
 }
 

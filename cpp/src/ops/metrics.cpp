@@ -235,6 +235,8 @@ constexpr const char* kMessages = "strategy_consumer_messages_total";
 constexpr const char* kDeadLetters = "strategy_consumer_dead_letters_total";
 constexpr const char* kBatches = "strategy_consumer_batches_total";
 constexpr const char* kFenced = "strategy_consumer_batches_fenced_total";
+constexpr const char* kLettersRefused = "strategy_consumer_dead_letters_refused_total";
+constexpr const char* kInDoubt = "strategy_consumer_commits_in_doubt_total";
 constexpr const char* kBatchSize = "strategy_consumer_batch_size_messages";
 constexpr const char* kDbWrite = "strategy_consumer_database_write_seconds";
 constexpr const char* kRetries = "strategy_consumer_retries_total";
@@ -276,6 +278,16 @@ Metrics::Metrics(std::string version) : last_heartbeat_(Clock::now().time_since_
   r.describe(kFenced, "Batches abandoned because another consumer of the group owned their partitions",
              MetricType::counter);
   r.add(kFenced, {}, 0);
+  r.describe(kLettersRefused,
+             "Dead letters the dead-letter topic refused for good, by what was delivered instead: minimal (source, "
+             "stage and refusal, no original) or none (undeliverable: the offset was committed without a letter)",
+             MetricType::counter);
+  for (const char* delivered : {"minimal", "none"}) r.add(kLettersRefused, {{"delivered", delivered}}, 0);
+  r.describe(kInDoubt,
+             "Batch COMMITs whose outcome was unknown (connection lost during COMMIT), by what the stored offsets "
+             "showed: committed, or not_committed (written again)",
+             MetricType::counter);
+  for (const char* outcome : {"committed", "not_committed"}) r.add(kInDoubt, {{"outcome", outcome}}, 0);
   r.describe(kBatchSize, "Messages per committed batch", MetricType::histogram,
              {1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 50000});
   r.describe(kDbWrite, "Duration of one successful batch write (COPY, upsert, offsets, COMMIT)",
@@ -369,6 +381,14 @@ void Metrics::batch_committed(const BatchReport& report) {
 }
 
 void Metrics::batch_fenced() { registry_.add(kFenced); }
+
+void Metrics::dead_letter_refused(bool delivered_minimal) {
+  registry_.add(kLettersRefused, {{"delivered", delivered_minimal ? "minimal" : "none"}});
+}
+
+void Metrics::commit_in_doubt(bool committed) {
+  registry_.add(kInDoubt, {{"outcome", committed ? "committed" : "not_committed"}});
+}
 
 void Metrics::database_write(double seconds) { registry_.observe(kDbWrite, {}, seconds); }
 

@@ -362,7 +362,7 @@ struct Pipeline::Impl : RebalanceListener {
         positions.push_back({topic, p, known ? it->second : -1, std::nullopt});
       }
     }
-    source->seek(positions);
+    retrying("seek to the stored offsets", [&] { source->seek(positions); });
   }
 
   // The rules see every message of the batch, in one call, before duplicates collapse: each gets its own
@@ -486,6 +486,18 @@ struct Pipeline::Impl : RebalanceListener {
       if (auto it = expected.find({o.topic, o.partition}); it != expected.end()) it->second = o.next_offset;
     }
     const auto& result = work->result;
+    if (result.in_doubt_committed) {
+      observer->commit_in_doubt(*result.in_doubt_committed);
+      if (*result.in_doubt_committed) {
+        spdlog::warn("batch {}: its COMMIT's outcome was unknown (the connection broke during it); the stored "
+                     "offsets show it committed",
+                     work->id);
+      } else {
+        spdlog::warn("batch {}: its first COMMIT's outcome was unknown (the connection broke during it); the "
+                     "stored offsets showed it had not committed, and it was written again",
+                     work->id);
+      }
+    }
     counters.stored_new += result.inserted;
     counters.stored_updated += result.updated;
     counters.duplicate_in_batch += work->duplicates;
@@ -620,7 +632,8 @@ ExitReason Pipeline::run() {
   try {
     s.retrying("connect to PostgreSQL", [&] { s.sink.ensure_connected(); });
     s.retrying("prepare the schema", [&] { s.sink.prepare_schema(s.config.migrate); });
-    s.dlq = std::make_unique<DlqProducer>(s.config.kafka);
+    s.dlq = std::make_unique<DlqProducer>(
+        s.config.kafka, [&s](const DeadLetterRefusal& r) { s.observer->dead_letter_refused(r.delivered_minimal); });
     s.source = std::make_unique<KafkaSource>(s.config.kafka, s);
     const ExitReason reason = s.consume();
     s.source->close();

@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <mutex>
 
 #include <pqxx/pqxx>
@@ -139,6 +140,12 @@ std::string PostgresConfig::describe() const {
 
 struct PostgresSink::Impl {
   std::unique_ptr<pqxx::connection> conn;
+  // The last write_batch whose COMMIT had an unknown outcome: its offsets and the result it would have had.
+  struct InDoubt {
+    std::vector<PartitionOffset> offsets;
+    WriteResult result;
+  };
+  std::optional<InDoubt> in_doubt;
   // The connection's socket, for interrupt() from another thread; -1 while there is no connection. Set and
   // cleared under the mutex, so interrupt() never shuts down a descriptor the system has handed to another file.
   std::mutex socket_mutex;
@@ -300,11 +307,50 @@ std::map<std::int32_t, std::int64_t> PostgresSink::load_offsets(const std::strin
   return out;
 }
 
+namespace {
+
+bool same_offsets(const std::vector<PartitionOffset>& a, const std::vector<PartitionOffset>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const PartitionOffset& x, const PartitionOffset& y) {
+    return x.topic == y.topic && x.partition == y.partition && x.next_offset == y.next_offset &&
+           x.expected == y.expected;
+  });
+}
+
+}  // namespace
+
 WriteResult PostgresSink::write_batch(const std::vector<const StrategyRecord*>& records,
                                       const std::vector<PartitionOffset>& offsets,
                                       const BeforeCommit& before_commit) {
   ensure_connected();
+  std::optional<bool> in_doubt_committed;
+  if (impl_->in_doubt && same_offsets(impl_->in_doubt->offsets, offsets)) {
+    // The last attempt's COMMIT may have happened. The stored offsets say: all at this batch's next offsets,
+    // it did; all still where this batch expected them, it did not; anything else is another consumer's doing,
+    // which the fence below reports.
+    std::size_t at_next = 0, at_expected = 0;
+    std::map<std::string, std::vector<std::int32_t>> by_topic;
+    for (const auto& o : offsets) by_topic[o.topic].push_back(o.partition);
+    for (const auto& [topic, partitions] : by_topic) {
+      const auto stored = load_offsets(topic, partitions);
+      for (const auto& o : offsets) {
+        if (o.topic != topic) continue;
+        const auto it = stored.find(o.partition);
+        const std::optional<std::int64_t> now = it == stored.end() ? std::nullopt : std::optional(it->second);
+        at_next += now == o.next_offset;
+        at_expected += now == o.expected;
+      }
+    }
+    if (at_next == offsets.size()) {
+      WriteResult result = std::move(impl_->in_doubt->result);
+      impl_->in_doubt.reset();
+      result.in_doubt_committed = true;
+      return result;
+    }
+    if (at_expected == offsets.size()) in_doubt_committed = false;
+  }
+  impl_->in_doubt.reset();
   WriteResult result;
+  result.in_doubt_committed = in_doubt_committed;
   try {
     pqxx::work txn(*impl_->conn, "write_batch");
     // Offsets first: this takes the partitions' row locks, so two writers of one partition serialise here.
@@ -329,7 +375,12 @@ WriteResult PostgresSink::write_batch(const std::vector<const StrategyRecord*>& 
     for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
     impl_->write_range(txn, records, all, result);
     if (!result.rejected.empty() && before_commit) before_commit(result.rejected);
-    txn.commit();
+    try {
+      txn.commit();
+    } catch (const pqxx::in_doubt_error&) {
+      impl_->in_doubt = Impl::InDoubt{offsets, result};  // the next attempt finds out
+      throw;
+    }
   } catch (...) {
     impl_->rethrow("write batch");
   }

@@ -560,5 +560,18 @@ TEST(OperationsFlags, SecretsAreThePasswordAndSecretKafkaSettings) {
   EXPECT_TRUE(parse({}).secrets().empty());
 }
 
+TEST(OperationsFlags, AKafkaPropertyWithoutEqualsSignIsNotEchoed) {
+  // A mistyped secret ("sasl.password:...", or the password alone) must not reach stderr.
+  for (const std::string arg : {"sasl.password:hunter2-secret", "hunter2-secret"}) {
+    const std::string what = config_error({"--kafka_property=" + arg});
+    EXPECT_NE(what.find("--kafka_property"), std::string::npos) << what;
+    EXPECT_EQ(what.find("hunter2"), std::string::npos) << what;
+    EXPECT_EQ(what.find("sasl.password"), std::string::npos) << what;
+  }
+  const std::string empty_key = config_error({"--kafka_property==hunter2-secret"});
+  EXPECT_NE(empty_key.find("--kafka_property"), std::string::npos) << empty_key;
+  EXPECT_EQ(empty_key.find("hunter2"), std::string::npos) << empty_key;
+}
+
 }  // namespace
 }  // namespace strategy_consumer

@@ -206,5 +206,86 @@ TEST(EncodeDeadLetter, OriginalJustBelowTheLimitIsKeptWhole) {
   EXPECT_FALSE(j.contains("original_message_truncated"));
 }
 
+// ---- the byte budget and the minimal letter (issue 15: no message may stall dead-lettering) ----
+
+DeadLetter many_reasons_letter(std::size_t count, std::size_t part_bytes, std::string original) {
+  DeadLetter l = sample_letter(std::move(original));
+  l.stage = "validate";
+  l.reasons.clear();
+  for (std::size_t i = 0; i < count; ++i) {
+    l.reasons.push_back({"parameters.unknown", "parameters." + std::string(part_bytes, 'k'),
+                         std::string(part_bytes, 'v'), "MACD_CROSSOVER has no parameter " + std::string(part_bytes, 'k')});
+  }
+  return l;
+}
+
+TEST(EncodeDeadLetter, ReasonsOfAnyNumberAndLengthKeepTheLetterWithinTheBudget) {
+  // What a 1 MiB message of thousands of unknown keys, or one enormous key, used to become: several MiB.
+  for (const auto& [count, part] : {std::pair<std::size_t, std::size_t>{5000, 200}, {1, 1 << 20}, {50, 20000}}) {
+    SCOPED_TRACE(std::to_string(count) + " reason(s) of " + std::to_string(part) + " bytes");
+    const DeadLetter l = many_reasons_letter(count, part, std::string(1 << 20, 'x'));
+    const std::string out = encode_dead_letter(l, kNow);
+    EXPECT_LE(out.size(), kMaxLetterBytes);
+    const json j = json::parse(out);
+    const auto& reasons = j.at("reasons");
+    EXPECT_LE(reasons.size(), kMaxReasons + 1);
+    if (count > kMaxReasons) {
+      EXPECT_EQ(reasons.back().at("rule"), kMoreReasonsRule);
+      EXPECT_EQ(reasons.back().at("value"), std::to_string(count - kMaxReasons));
+    }
+    EXPECT_LT(j.at("error").get<std::string>().size(), 20000u);
+    // The original is cut last: most of the room is still its.
+    EXPECT_EQ(j.at("original_message_truncated"), true);
+    EXPECT_EQ(j.at("original_message_bytes"), 1u << 20);
+    EXPECT_GT(j.at("original_message").get<std::string>().size(), 800u * 1024);
+  }
+}
+
+TEST(EncodeDeadLetter, ASmallBudgetCutsTheReasonsBeforeTheOriginal) {
+  const DeadLetter l = many_reasons_letter(20, 150, std::string(100000, 'x'));
+  const std::string out = encode_dead_letter(l, kNow, 12000);
+  EXPECT_LE(out.size(), 12000u);
+  const json j = json::parse(out);
+  ASSERT_EQ(j.at("reasons").size(), 2u) << "the first reason, and the count of the rest";
+  EXPECT_EQ(j.at("reasons")[0].at("rule"), "parameters.unknown");
+  EXPECT_EQ(j.at("reasons")[1].at("rule"), kMoreReasonsRule);
+  EXPECT_EQ(j.at("reasons")[1].at("value"), "19");
+  EXPECT_EQ(j.at("original_message_truncated"), true);
+  EXPECT_GT(j.at("original_message").get<std::string>().size(), 5000u);
+}
+
+TEST(EncodeDeadLetter, ABudgetTooSmallForAnyOriginalGivesTheMinimalLetter) {
+  const DeadLetter l = many_reasons_letter(20, 150, std::string(100000, 'x'));
+  const std::string out = encode_dead_letter(l, kNow, 900);
+  EXPECT_LE(out.size(), 900u);
+  const json j = json::parse(out);
+  EXPECT_EQ(j.at("original_message_omitted"), true);
+  EXPECT_FALSE(j.contains("original_message"));
+  EXPECT_EQ(j.at("source_partition"), 7);
+  EXPECT_EQ(j.at("source_offset"), 123456789012LL);
+  EXPECT_EQ(j.at("stage"), "validate");
+}
+
+TEST(EncodeMinimalDeadLetter, NamesSourceStageAndRefusal) {
+  DeadLetter l = many_reasons_letter(5000, 200, std::string(1 << 20, 'x'));
+  l.source.topic = std::string(249, 't');  // the longest topic name Kafka allows
+  const std::string out = encode_minimal_dead_letter(l, "MSG_SIZE_TOO_LARGE: Broker: Message size too large", kNow);
+  EXPECT_LT(out.size(), 1200u);
+  const json j = json::parse(out);
+  EXPECT_EQ(j.at("source_topic"), l.source.topic);
+  EXPECT_EQ(j.at("source_partition"), 7);
+  EXPECT_EQ(j.at("source_offset"), 123456789012LL);
+  EXPECT_EQ(j.at("stage"), "validate");
+  EXPECT_EQ(j.at("refused"), "MSG_SIZE_TOO_LARGE: Broker: Message size too large");
+  EXPECT_EQ(j.at("original_message_bytes"), 1u << 20);
+  EXPECT_EQ(j.at("original_message_omitted"), true);
+  EXPECT_EQ(j.at("timestamp"), "2024-01-15T08:30:00.123456Z");
+  EXPECT_NE(j.at("error").get<std::string>().find("parameters.unknown"), std::string::npos);
+  // Without its original, with the size given apart.
+  DeadLetter stripped = l;
+  stripped.original_message.clear();
+  EXPECT_EQ(json::parse(encode_minimal_dead_letter(stripped, "x", kNow, 42)).at("original_message_bytes"), 42);
+}
+
 }  // namespace
 }  // namespace strategy_consumer

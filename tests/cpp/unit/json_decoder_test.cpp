@@ -509,3 +509,28 @@ TEST(Decode, StringsAreKeptVerbatim) {
 
 }  // namespace
 }  // namespace strategy_consumer
+
+namespace strategy_consumer {
+namespace {
+
+// A key or a token as long as the message gives a reason of bounded size.
+TEST(DecodeBounds, AnEnormousKeyOrTokenGivesABoundedReason) {
+  const std::string key(1 << 20, 'k');
+  const Decoded duplicate = decode_strategy(R"({"symbol": "A", "strategy_type": "T", "parameters": {")" + key +
+                                            R"(": 1, ")" + key + R"(": 2}, "score": 1})",
+                                            DecodeOptions{.max_message_bytes = 4 << 20});
+  ASSERT_EQ(duplicate.reasons.size(), 1u);
+  EXPECT_EQ(duplicate.reasons[0].rule, "format.duplicate_key");
+  EXPECT_LE(duplicate.reasons[0].field.size(), kMaxReasonFieldBytes + 3);
+  EXPECT_LE(duplicate.reasons[0].value.size(), kMaxReasonValueBytes + 3);
+
+  const Decoded unterminated = decode_strategy(R"({"symbol": ")" + std::string(1 << 20, 's'),
+                                               DecodeOptions{.max_message_bytes = 4 << 20});
+  ASSERT_EQ(unterminated.reasons.size(), 1u);
+  EXPECT_EQ(unterminated.reasons[0].rule, "format.json");
+  EXPECT_LE(unterminated.reasons[0].message.size(), kMaxReasonMessageBytes + 3);
+  EXPECT_NE(unterminated.reasons[0].message.find("not valid JSON"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace strategy_consumer

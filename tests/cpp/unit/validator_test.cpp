@@ -614,3 +614,93 @@ TEST(ValidatorAllReasons, OneOfEveryRule) {
 
 }  // namespace
 }  // namespace strategy_consumer
+
+// ---- bounds: no message, whatever its size and shape, gives an unbounded explanation ----
+
+namespace strategy_consumer {
+namespace {
+
+std::size_t text_bytes(const Reasons& reasons) {
+  std::size_t n = 0;
+  for (const auto& r : reasons) n += r.rule.size() + r.field.size() + r.value.size() + r.message.size();
+  return n;
+}
+
+TEST(ValidatorBounds, ThousandsOfUnknownKeysGiveTheCapAndACount) {
+  const Validator v;
+  StrategyRecord r = good_record();
+  for (int i = 0; i < 5000; ++i) r.parameters["unknown_" + std::to_string(i)] = i;
+  const Reasons reasons = v.validate(r, kNow);
+  ASSERT_EQ(reasons.size(), kMaxReasons + 1) << describe(reasons);
+  for (std::size_t i = 0; i < kMaxReasons; ++i) EXPECT_EQ(reasons[i].rule, "parameters.unknown");
+  EXPECT_EQ(reasons.back().rule, kMoreReasonsRule);
+  EXPECT_EQ(reasons.back().value, std::to_string(5000 - kMaxReasons));
+  EXPECT_NE(reasons.back().message.find(std::to_string(5000 - kMaxReasons)), std::string::npos);
+  EXPECT_LT(reasons_to_text(reasons).size(), 8000u);
+}
+
+TEST(ValidatorBounds, AnEnormousUnknownKeyIsCut) {
+  const Validator v;
+  StrategyRecord r = good_record();
+  const std::string key(1 << 20, 'k');
+  r.parameters[key] = std::string(1 << 20, 'v');
+  const Reasons reasons = v.validate(r, kNow);
+  ASSERT_EQ(reasons.size(), 1u) << reasons.size();
+  EXPECT_EQ(reasons[0].rule, "parameters.unknown");
+  EXPECT_EQ(reasons[0].field.rfind("parameters.kkkk", 0), 0u) << reasons[0].field.substr(0, 40);
+  EXPECT_LE(reasons[0].field.size(), kMaxReasonFieldBytes + 3);
+  EXPECT_LE(reasons[0].value.size(), kMaxReasonValueBytes + 3);
+  EXPECT_LE(reasons[0].message.size(), kMaxReasonMessageBytes + 3);
+  EXPECT_LT(text_bytes(reasons), 1200u);
+}
+
+TEST(ValidatorBounds, ManyBadParametersAndMetricsTogetherAreCountedOnce) {
+  const Validator v;
+  StrategyRecord r = good_record();
+  for (auto& [name, value] : r.parameters.items()) value = -1e9;  // every catalog parameter out of range
+  const std::size_t out_of_range = r.parameters.size();
+  for (int i = 0; i < 300; ++i) r.parameters["x" + std::to_string(i)] = "bad";
+  for (int i = 0; i < 300; ++i) (*r.performance_metrics)["m" + std::to_string(i)] = "not a number";
+  const Reasons reasons = v.validate(r, kNow);
+  ASSERT_EQ(reasons.size(), kMaxReasons + 1) << describe(reasons);
+  EXPECT_EQ(reasons[0].rule, "parameters.range");
+  EXPECT_EQ(reasons.back().rule, kMoreReasonsRule);
+  EXPECT_EQ(reasons.back().value, std::to_string(out_of_range + 600 - kMaxReasons));
+}
+
+TEST(ReasonBounds, BoundedReasonsCutsEveryPartAndMergesCounts) {
+  Reasons many;
+  for (int i = 0; i < 30; ++i) {
+    many.push_back({"rule." + std::string(500, 'r'), std::string(5000, 'f'), std::string(5000, 'v'),
+                    std::string(5000, 'm')});
+  }
+  many.push_back({std::string(kMoreReasonsRule), "", "100", "100 more"});
+  const Reasons b = bounded_reasons(many);
+  ASSERT_EQ(b.size(), kMaxReasons + 1);
+  for (std::size_t i = 0; i < kMaxReasons; ++i) {
+    EXPECT_LE(b[i].rule.size(), kMaxReasonRuleBytes + 3);
+    EXPECT_LE(b[i].field.size(), kMaxReasonFieldBytes + 3);
+    EXPECT_LE(b[i].value.size(), kMaxReasonValueBytes + 3);
+    EXPECT_LE(b[i].message.size(), kMaxReasonMessageBytes + 3);
+  }
+  EXPECT_EQ(b.back().value, std::to_string(30 - kMaxReasons + 100));
+  EXPECT_EQ(bounded_reasons(b).size(), b.size()) << "bounding twice changes nothing";
+  EXPECT_EQ(bounded_reasons(b).back().value, b.back().value);
+  const Reasons one = bounded_reasons(many, 1);
+  ASSERT_EQ(one.size(), 2u);
+  EXPECT_EQ(one.back().value, std::to_string(29 + 100));
+}
+
+TEST(ReasonBounds, TruncateTextKeepsUtf8WholeAndReadsOnlyAPrefix) {
+  std::string euros;
+  for (int i = 0; i < 1000; ++i) euros += "€";
+  const std::string cut = truncate_text(euros, 100);
+  EXPECT_LE(cut.size(), 103u);
+  EXPECT_EQ(cut.substr(cut.size() - 3), "...");
+  EXPECT_EQ((cut.size() - 3) % 3, 0u) << "no character cut in half";
+  EXPECT_EQ(truncate_text("short", 100), "short");
+  EXPECT_EQ(truncate_text(std::string("a\x01") + "b", 100), "a\\x01b");
+}
+
+}  // namespace
+}  // namespace strategy_consumer

@@ -152,3 +152,200 @@ def test_an_unreadable_catalog_is_a_configuration_error(env, tmp_path):
                        text=True, timeout=60)
     assert r.returncode == 2
     assert f"{bad}:2" in r.stderr and "INTEGER or DOUBLE" in r.stderr
+
+
+# ---- attackers: no single message, whatever its size and shape within --max_message_bytes, stops the others ----
+
+MAX_MESSAGE_BYTES = 1 << 20  # --max_message_bytes' default
+MAX_LETTER_BYTES = 900 * 1024
+MAX_REASONS = 20  # model/reason.hpp kMaxReasons; one more reason counts the rest
+
+
+def exactly_max(message: dict, filler_path: tuple[str, ...]) -> bytes:
+    """The message, grown to exactly MAX_MESSAGE_BYTES by the string at filler_path (a key when it ends in '*')."""
+    def encode(fill: str) -> bytes:
+        m = json.loads(json.dumps(message))
+        target = m
+        for key in filler_path[:-1]:
+            target = target[key]
+        last = filler_path[-1]
+        if last.endswith("*"):
+            target[last[:-1] + fill] = target.pop(last)
+        else:
+            target[last] = fill
+        return json.dumps(m).encode()
+    fill = "k" * (MAX_MESSAGE_BYTES - len(encode("")))
+    out = encode(fill)
+    assert len(out) == MAX_MESSAGE_BYTES, len(out)
+    return out
+
+
+def one_enormous_unknown_key() -> bytes:
+    m = json.loads(with_(strategy_hash="attack-1"))
+    m["parameters"]["x*"] = 1
+    return exactly_max(m, ("parameters", "x*"))
+
+
+def thousands_of_unknown_keys() -> bytes:
+    m = json.loads(with_(strategy_hash="attack-2"))
+    for i in range(60_000):
+        m["parameters"][f"u{i:05d}"] = i
+    m["parameters"]["pad"] = ""
+    return exactly_max(m, ("parameters", "pad"))
+
+
+def many_bad_parameters_and_metrics() -> bytes:
+    m = json.loads(with_(strategy_hash="attack-3"))
+    m["parameters"] = {name: -10 ** 9 for name in GOOD["parameters"]}  # every catalog parameter out of range
+    for i in range(7_000):
+        m["parameters"][f"bad{i:05d}"] = "not a number " + "v" * 40
+    for i in range(7_000):
+        m["performance_metrics"][f"metric{i:05d}"] = "not a number " + "w" * 40
+    m["performance_metrics"]["pad"] = ""
+    return exactly_max(m, ("performance_metrics", "pad"))
+
+
+def enormous_duplicate_key() -> bytes:
+    half = "d" * (MAX_MESSAGE_BYTES // 2 - 200)
+    out = with_(strategy_hash="attack-4").replace('"parameters": {', f'"parameters": {{"{half}": 1, "{half}": 2, ', 1)
+    return out.encode().ljust(MAX_MESSAGE_BYTES)  # JSON allows white space after the object
+
+
+def unterminated_string() -> bytes:
+    start = b'{"symbol": "'
+    return start + b"s" * (MAX_MESSAGE_BYTES - len(start))
+
+
+ATTACKERS = [  # (payload, a rule its letter must name)
+    (one_enormous_unknown_key(), "parameters.unknown"),
+    (thousands_of_unknown_keys(), "parameters.unknown"),
+    (many_bad_parameters_and_metrics(), "parameters.range"),
+    (enormous_duplicate_key(), "format.duplicate_key"),
+    (unterminated_string(), "format.json"),
+]
+
+
+def test_no_attacker_message_stalls_the_ones_behind_it(env):
+    """Each attacker is at most --max_message_bytes; its letter used to be several MiB, refused by the producer
+    and retried for ever, holding back every later batch. Now every letter is delivered within its budget and the
+    valid messages after the attackers, in their partitions and the others, are stored and committed."""
+    good = iter(range(1000))
+    counts = {p: 0 for p in range(env.partitions)}
+    layout = {0: ATTACKERS[0:2], 1: ATTACKERS[2:4], 2: ATTACKERS[4:5], 3: []}  # ~5 MiB per partition at most
+    stored = set()
+    for partition, attackers in layout.items():
+        stream = []
+        for payload, _ in attackers + [(None, None)]:
+            for _ in range(3):
+                i = next(good)
+                stream.append(with_(strategy_hash=f"good-{i}"))
+                stored.add(f"good-{i}")
+            if payload is not None:
+                stream.append(payload)
+        counts[partition] = env.produce(stream, partition=partition)
+
+    result = env.drain(timeout=240)
+    assert "exiting (idle)" in result.stderr
+
+    assert {r[0] for r in env.query("SELECT strategy_hash FROM strategies")} == stored
+    assert env.stored_offsets() == {p: n for p, n in counts.items() if n}
+
+    letters = env.dead_letters(len(ATTACKERS), timeout=60)
+    assert len(letters) == len(ATTACKERS)
+    for letter, headers in letters:
+        size = len(json.dumps(letter, separators=(",", ":"), ensure_ascii=False).encode())
+        assert size <= MAX_LETTER_BYTES, (letter["error"][:200], size)
+        assert len(letter["reasons"]) <= MAX_REASONS + 1
+        assert len(letter["error"]) < 20_000
+        assert len(headers["dlq.error"]) <= 1003
+        assert letter["original_message_truncated"] is True
+        assert letter["original_message_bytes"] == MAX_MESSAGE_BYTES
+        # The original is cut last: most of the letter is still the original (as JSON escapes it).
+        assert len(json.dumps(letter["original_message"], ensure_ascii=False).encode()) > 0.75 * size
+    rules = {rule: [l for l, _ in letters if rule in [r["rule"] for r in l["reasons"]]] for _, rule in ATTACKERS}
+    for payload, rule in ATTACKERS:
+        assert rules[rule], f"no letter names {rule}"
+    many = [l for l, _ in letters if l["reasons"][-1]["rule"] == "reasons.more"]
+    assert len(many) == 2  # thousands of unknown keys; many bad parameters and metrics
+    for letter in many:
+        assert int(letter["reasons"][-1]["value"]) > 5_000
+
+
+def refusing_broker_env(pg, kafka):
+    from conftest import Env
+    return Env(pg, kafka)
+
+
+def test_a_letter_refused_for_good_is_replaced_by_a_minimal_one_and_offsets_move_on(pg):
+    """The dead-letter topic refuses the letter (MESSAGE_TOO_LARGE, as a broker with a small max.message.bytes
+    would): the minimal letter takes its place, and nothing waits behind it."""
+    from strategy_consumer.services import DevBroker
+
+    with DevBroker() as kafka:  # its own broker: the injected errors hit whatever produces next
+        env = refusing_broker_env(pg, kafka)
+        try:
+            n0 = env.produce([with_(strategy_hash="r-0"), params(extra=1), with_(strategy_hash="r-1")], partition=0)
+            n1 = env.produce([with_(strategy_hash="r-2")], partition=1)
+            kafka.command("produce-errors 10")  # the next Produce request: the letter's
+            result = env.drain()
+            assert "exiting (idle)" in result.stderr
+            assert "sending a minimal letter in its place" in result.stderr
+            assert sorted(r[0] for r in env.query("SELECT strategy_hash FROM strategies")) == ["r-0", "r-1", "r-2"]
+            assert env.stored_offsets() == {0: n0, 1: n1}
+            (letter, headers), = env.dead_letters(1)
+            assert letter["original_message_omitted"] is True and "original_message" not in letter
+            assert "MSG_SIZE_TOO_LARGE" in letter["refused"]
+            assert (letter["source_topic"], letter["source_partition"], letter["source_offset"]) == (env.topic, 0, 1)
+            assert letter["stage"] == "validate" and "parameters.unknown" in letter["error"]
+            assert letter["original_message_bytes"] == len(params(extra=1).encode())
+            assert headers["dlq.source.offset"] == "1" and headers["dlq.stage"] == "validate"
+        finally:
+            env.close()
+
+
+def test_a_letter_that_cannot_be_delivered_at_all_does_not_hold_back_offsets(pg):
+    """Not even the minimal letter is accepted (TOPIC_AUTHORIZATION_FAILED: librdkafka then refuses the minimal
+    letter to the same topic at once): the letter is logged as undeliverable and the offsets of its message and of
+    every other commit; a later run delivers its letters."""
+    from strategy_consumer.services import DevBroker
+
+    with DevBroker() as kafka:
+        env = refusing_broker_env(pg, kafka)
+        try:
+            n0 = env.produce([with_(strategy_hash="u-0"), params(extra=1), with_(strategy_hash="u-1")], partition=0)
+            kafka.command("produce-errors 29")  # the letter's Produce request
+            result = env.drain()
+            assert "exiting (idle)" in result.stderr
+            assert "undeliverable" in result.stderr
+            assert sorted(r[0] for r in env.query("SELECT strategy_hash FROM strategies")) == ["u-0", "u-1"]
+            assert env.stored_offsets() == {0: n0}
+            assert env.dead_letters(0, timeout=3) == []
+
+            # The producer is not stuck: the next bad message's letter arrives whole.
+            n0 += env.produce([params(extra=2), with_(strategy_hash="u-2")], partition=0)
+            env.drain()
+            assert env.stored_offsets() == {0: n0}
+            (letter, _), = env.dead_letters(1)
+            assert letter["source_offset"] == 3 and "original_message" in letter
+        finally:
+            env.close()
+
+
+def test_a_fatal_error_of_the_dead_letter_producer_replaces_it_and_the_letter_arrives(pg):
+    """OUT_OF_ORDER_SEQUENCE_NUMBER is fatal for librdkafka's idempotent producer: every later letter would fail
+    with it for ever. The producer is replaced, and the letter it held is sent again, whole."""
+    from strategy_consumer.services import DevBroker
+
+    with DevBroker() as kafka:
+        env = refusing_broker_env(pg, kafka)
+        try:
+            n0 = env.produce([with_(strategy_hash="f-0"), params(extra=1), with_(strategy_hash="f-1")], partition=0)
+            kafka.command("produce-errors 45")
+            result = env.drain()
+            assert "the dead-letter producer failed fatally" in result.stderr
+            assert sorted(r[0] for r in env.query("SELECT strategy_hash FROM strategies")) == ["f-0", "f-1"]
+            assert env.stored_offsets() == {0: n0}
+            (letter, _), = env.dead_letters(1)
+            assert letter["source_offset"] == 1 and letter["original_message"] == params(extra=1)
+        finally:
+            env.close()

@@ -736,3 +736,137 @@ def test_dlq_failing_holds_offsets_until_the_letter_is_delivered(pg):
             for c in consumers:
                 c.stop()
             env.close()
+
+
+class CommitAnswerDropper:
+    """A TCP proxy in front of PostgreSQL that, once, lets the COMMIT of a transaction that sent COPY data reach
+    the server and then cuts the client off before the answer: the COMMIT happened, the client cannot know it."""
+
+    def __init__(self, upstream_port: int):
+        import socket
+
+        self.upstream = upstream_port
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(32)
+        self.port = self.listener.getsockname()[1]
+        self.dropped = threading.Event()
+        self._closing = False
+        self._sockets: list = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+
+        while not self._closing:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.upstream))
+            self._sockets += [client, server]
+            state = {"copied": False, "cut": False}
+            threading.Thread(target=self._client_to_server, args=(client, server, state), daemon=True).start()
+            threading.Thread(target=self._server_to_client, args=(server, client, state), daemon=True).start()
+
+    @staticmethod
+    def _read(sock, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError
+            data += chunk
+        return data
+
+    def _client_to_server(self, client, server, state):
+        import struct
+
+        try:
+            while True:  # untyped messages first: SSLRequest / GSSENCRequest (answered, then again), Startup
+                length = struct.unpack("!I", self._read(client, 4))[0]
+                body = self._read(client, length - 4)
+                server.sendall(struct.pack("!I", length) + body)
+                if struct.unpack("!I", body[:4])[0] not in (80877103, 80877104):
+                    break
+            while True:
+                kind = self._read(client, 1)
+                length = struct.unpack("!I", self._read(client, 4))[0]
+                body = self._read(client, length - 4)
+                if kind == b"d":
+                    state["copied"] = True
+                if kind == b"Q" and body.rstrip(b"\0").strip().upper() == b"COMMIT" and state["copied"] \
+                        and not self.dropped.is_set():
+                    self.dropped.set()
+                    state["cut"] = True  # the answer goes nowhere; the connection is closed once it comes
+                if kind == b"Q" and body.rstrip(b"\0").strip().upper() == b"COMMIT":
+                    state["copied"] = False
+                server.sendall(kind + struct.pack("!I", length) + body)
+        except OSError:
+            pass
+        except ConnectionError:
+            pass
+        finally:
+            for s in (client, server):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    @staticmethod
+    def _server_to_client(server, client, state):
+        try:
+            while True:
+                data = server.recv(65536)
+                if not data:
+                    break
+                if state["cut"]:
+                    break  # the server answered the COMMIT: it happened; the client never hears of it
+                client.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (client, server):
+                try:
+                    s.shutdown(2)
+                    s.close()
+                except OSError:
+                    pass
+
+    def close(self):
+        self._closing = True
+        self.listener.close()
+        for s in self._sockets:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+def test_a_commit_of_unknown_outcome_is_reported_as_such_and_counted_as_committed(env):
+    """The connection breaks after the server received COMMIT and before the answer arrived (libpqxx's
+    in_doubt_error). That is not another consumer fencing the batch: the next attempt reads the stored offsets,
+    sees that the COMMIT happened, and counts the batch as committed (not as fenced, not twice)."""
+    prepare(env)
+    msgs = distinct_strategies(5, "doubt", seed=11)
+    env.produce(msgs, partition=0)
+    proxy = CommitAnswerDropper(env.pg.port)
+    try:
+        args = [a if not a.startswith("--postgres_port") else f"--postgres_port={proxy.port}" for a in env.flags()]
+        assert f"--postgres_port={proxy.port}" in args
+        result = subprocess.run(args + ["--idle_timeout_seconds=1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-4000:]
+        assert proxy.dropped.is_set()
+        log = result.stderr
+        assert "outcome of COMMIT unknown" in log, log[-4000:]
+        assert "the stored offsets show it committed" in log, log[-4000:]
+        assert "abandoned" not in log and "another consumer" not in log, log[-4000:]
+        assert applied_counts(env) == {m["strategy_hash"]: 1 for m in msgs}
+        assert env.stored_offsets() == {0: 5}
+        last = next(json.loads(line) for line in reversed(log.strip().splitlines()) if '"exiting (' in line)
+        assert last["message"].startswith("exiting (idle)")
+        assert (last["stored_new"], last["batches"]) == (5, 1), last
+    finally:
+        proxy.close()

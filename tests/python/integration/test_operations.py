@@ -197,6 +197,66 @@ def test_ready_follows_postgresql_and_retries_while_health_stays_up(env):
             assert svc.stop() == 0
 
 
+def test_ready_cannot_starve_health_and_says_nothing_of_hosts_or_users(env):
+    """A PostgreSQL that never answers (a port that takes connections into its backlog and is never read): libpq
+    waits its whole connect timeout there. Many /ready calls at once must not occupy the two HTTP workers (the
+    kubelet gives /health 1 s), and /ready's body must not carry libpq's text: host, port, user name."""
+    import socket
+    import threading
+
+    blackhole = socket.socket()
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(128)  # never accepted
+    port = blackhole.getsockname()[1]
+    user = "probe_user_name_secretive"
+    args = [a for a in env.flags() if not a.startswith(("--postgres_", "--http_port"))] + [
+        "--postgres_host=127.0.0.1", f"--postgres_port={port}", f"--postgres_username={user}",
+        "--postgres_database=nowhere_database"]
+    try:
+        with Service(args) as svc:
+            svc.wait_http()
+            ready: list[tuple[float, int, str]] = []
+
+            def call_ready():
+                started = time.monotonic()
+                status, body = get(svc.port, "/ready", timeout=15)
+                ready.append((time.monotonic() - started, status, body))
+
+            for _ in range(3):  # three waves of a dozen: each would hold a worker for the connect timeout
+                threads = [threading.Thread(target=call_ready) for _ in range(12)]
+                for t in threads:
+                    t.start()
+                time.sleep(0.2)
+                for _ in range(5):
+                    started = time.monotonic()
+                    status, _ = get(svc.port, "/health", timeout=15)
+                    took = time.monotonic() - started
+                    assert status == 200
+                    assert took < 0.5, f"/health took {took:.2f} s behind /ready calls"
+                    time.sleep(0.1)
+                for t in threads:
+                    t.join()
+                time.sleep(1)
+
+            assert len(ready) == 36
+            assert max(took for took, _, _ in ready) < 0.5
+            for _, status, body in ready:
+                assert status == 503
+                reason = json.loads(body)["reason"]
+                assert json.loads(body)["checks"]["database"] is False
+                for leak in ("127.0.0.1", str(port), user, "nowhere_database", "connection to server"):
+                    assert leak not in body, body
+            reasons = {json.loads(b)["reason"] for _, _, b in ready}
+            assert reasons <= {"postgresql: not checked yet", "postgresql: cannot connect"} | {
+                r for r in reasons if r.startswith("stalled: retrying")}, reasons
+            assert "postgresql: cannot connect" in reasons
+            svc.stop()
+            # What libpq said is for the operator's log.
+            assert "readiness probe: PostgreSQL does not answer" in svc.stderr()
+    finally:
+        blackhole.close()
+
+
 def _count(pg: PostgresServer, database: str) -> int:
     conn = pg.connect(database)
     try:

@@ -57,7 +57,8 @@ class KafkaSource {
   // Asynchronous commit to Kafka of offsets already made durable in PostgreSQL.
   void commit(const std::vector<PartitionOffset>& offsets);
   // Moves the read position of these partitions (those still assigned); the next poll reads from there.
-  // A negative next_offset means "no stored offset": the partition restarts at auto_offset_reset.
+  // A negative next_offset means "no stored offset": the partition restarts at auto_offset_reset. Throws
+  // KafkaError (retryable) naming each partition whose seek failed or timed out: call it again.
   void seek(const std::vector<PartitionOffset>& positions);
   // Leaves the group (revoking the assignment through the listener) and closes the consumer; after 5 s without
   // an answer from the group's coordinator it closes without it.

@@ -70,15 +70,21 @@ class Metrics;
 class Pipeline;
 struct PostgresConfig;
 
-// Answers "does PostgreSQL answer" for /ready on a connection of its own (never the pipeline's), opened on
-// first use and again after a failure, with a short connect timeout. Results are cached for a second, so
-// probes hitting several times a second cost one query. Thread-safe.
+// Answers "does PostgreSQL answer" for /ready without ever making a request wait: a thread of its own pings
+// PostgreSQL (postgres/ping.hpp: its own connection, connect timeout at most 3 s) every `interval`, and check()
+// returns the last result at once. A ping still unanswered after `stale_after` counts as a failure (a dead
+// network path can hold a query for minutes). The reason is one of a few fixed texts, never libpq's (it names
+// hosts, addresses and users): that goes to the log, once per change. Thread-safe.
 class DatabaseProbe {
  public:
-  explicit DatabaseProbe(const PostgresConfig& config);
-  ~DatabaseProbe();
-  // ok, or false with the reason (libpq's first line, never the password).
-  std::pair<bool, std::string> check();
+  explicit DatabaseProbe(const PostgresConfig& config, std::chrono::milliseconds interval = std::chrono::seconds(1),
+                         std::chrono::milliseconds stale_after = std::chrono::seconds(5));
+  ~DatabaseProbe();  // stops the thread (waits for a ping in progress, at most the connect timeout)
+  DatabaseProbe(const DatabaseProbe&) = delete;
+  DatabaseProbe& operator=(const DatabaseProbe&) = delete;
+  // ok, or false with the reason: "not checked yet", "cannot connect", "query failed (SQLSTATE ...)", "no answer
+  // within N s".
+  std::pair<bool, std::string> check() const;
 
  private:
   struct Impl;

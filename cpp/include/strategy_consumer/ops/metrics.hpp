@@ -105,6 +105,12 @@ class PipelineObserver {
   virtual void batch_committed(const BatchReport& /*report*/) {}
   // A batch was abandoned because another consumer owns its partitions now.
   virtual void batch_fenced() {}
+  // The dead-letter topic refused a letter for good: the minimal letter was delivered in its place
+  // (`delivered_minimal`), or nothing could be (undeliverable; its offset is committed without it).
+  virtual void dead_letter_refused(bool /*delivered_minimal*/) {}
+  // A batch's COMMIT had an unknown outcome (the connection broke during it); the stored offsets showed whether
+  // it had committed (then the batch is counted as committed) or not (then it was written again).
+  virtual void commit_in_doubt(bool /*committed*/) {}
   // One successful write_batch (COPY, upsert, offsets, COMMIT), in seconds.
   virtual void database_write(double /*seconds*/) {}
   // An operation failed and will be retried; `recovered` when it succeeded again after failures.
@@ -159,6 +165,8 @@ class Metrics : public PipelineObserver {
   void heartbeat(std::size_t assigned_partitions) override;
   void batch_committed(const BatchReport& report) override;
   void batch_fenced() override;
+  void dead_letter_refused(bool delivered_minimal) override;
+  void commit_in_doubt(bool committed) override;
   void database_write(double seconds) override;
   void retrying(const std::string& operation) override;
   void recovered(const std::string& operation) override;

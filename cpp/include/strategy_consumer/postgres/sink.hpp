@@ -60,6 +60,9 @@ struct WriteResult {
   std::size_t updated = 0;
   std::vector<RowRejection> rejected;
   std::size_t row_statements = 0;  // COPY+INSERT attempts: 1 when no row was refused
+  // Set when an earlier attempt at this batch ended with its COMMIT's outcome unknown: whether that COMMIT had
+  // in fact committed, as the stored offsets showed on this attempt (then this result is that attempt's).
+  std::optional<bool> in_doubt_committed;
 };
 
 // Called inside the transaction, before COMMIT, when rows were refused: the pipeline dead-letters them (and
@@ -110,7 +113,11 @@ class PostgresSink {
                                                     const std::vector<std::int32_t>& partitions);
 
   // Writes the records and advances the offsets in one transaction (see above). Throws FencedError when a
-  // partition's stored offset moved, DatabaseError otherwise; on any throw nothing was written.
+  // partition's stored offset moved, DatabaseError otherwise; on any throw nothing was written, except when the
+  // connection broke during COMMIT: then the outcome is unknown (DatabaseError, retryable), and the next call
+  // with the same offsets first reads the stored offsets: at this batch's next offsets, the COMMIT had happened
+  // and that attempt's result comes back without writing again; at the expected ones, it is written again
+  // (WriteResult::in_doubt_committed says which).
   WriteResult write_batch(const std::vector<const StrategyRecord*>& records,
                           const std::vector<PartitionOffset>& offsets, const BeforeCommit& before_commit = {});
 
