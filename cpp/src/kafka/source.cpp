@@ -14,6 +14,8 @@ namespace strategy_consumer {
 namespace {
 // How long leaving the group may take before the consumer goes without the coordinator's answer.
 constexpr std::chrono::seconds kCloseTimeout{5};
+// Direct assignment: how long one poll waits for the topic's metadata (it is asked again on the next poll).
+constexpr int kMetadataTimeoutMs = 2000;
 }  // namespace
 
 struct KafkaSource::Impl {
@@ -24,6 +26,9 @@ struct KafkaSource::Impl {
   std::set<TopicPartition> at_end;
   bool queue_empty = false;  // the last poll timed out: nothing fetched was waiting
   std::exception_ptr callback_error;  // thrown inside a librdkafka callback, rethrown from poll()
+  bool direct = false;                // assign every partition ourselves, no group
+  bool direct_pending = false;        // direct, and not assigned yet
+  std::string direct_problem;         // why the last attempt failed (logged once per change)
 
   Impl(const KafkaConfig& c, RebalanceListener& l) : config(c), listener(l) {}
 
@@ -58,6 +63,44 @@ struct KafkaSource::Impl {
       spdlog::info("revoked {}[{}]", tp.first, tp.second);
     }
     listener.on_revoked(revoked);
+  }
+
+  // Direct assignment: every partition of the topic, at the stored offsets. False (and logged) while the topic's
+  // metadata cannot be had; throws what the listener throws (the stored offsets could not be read).
+  bool assign_all_partitions() {
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, config.topic.c_str(), nullptr);
+    const rd_kafka_metadata_t* md = nullptr;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, kMetadataTimeoutMs);
+    rd_kafka_topic_destroy(rkt);
+    std::string problem;
+    rd_kafka_topic_partition_list_t* parts = nullptr;
+    if (err) {
+      problem = std::string("no metadata: ") + rd_kafka_err2str(err);
+    } else if (md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt == 0) {
+      problem = md->topic_cnt == 1 && md->topics[0].err ? rd_kafka_err2str(md->topics[0].err) : "no partitions";
+    } else {
+      parts = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+      for (int i = 0; i < md->topics[0].partition_cnt; ++i) {
+        rd_kafka_topic_partition_list_add(parts, config.topic.c_str(), md->topics[0].partitions[i].id);
+      }
+    }
+    if (md) rd_kafka_metadata_destroy(md);
+    if (!parts) {
+      if (problem != direct_problem) spdlog::warn("kafka: cannot assign {} yet ({}); trying again", config.topic, problem);
+      direct_problem = problem;
+      return false;
+    }
+    std::unique_ptr<rd_kafka_topic_partition_list_t, void (*)(rd_kafka_topic_partition_list_t*)> guard(
+        parts, rd_kafka_topic_partition_list_destroy);
+    on_assign(parts);  // the stored offsets; throws when they cannot be read (tried again on the next poll)
+    if (auto e = rd_kafka_assign(rk, parts)) {
+      assigned.clear();
+      throw KafkaError(std::string("cannot assign the partitions of ") + config.topic + ": " + rd_kafka_err2str(e),
+                       true, config.topic);
+    }
+    spdlog::info("assigned all {} partition(s) of {} directly (no group join; group id {} names the stored "
+                 "offsets)", parts->cnt, config.topic, config.group_id);
+    return true;
   }
 
   static void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
@@ -107,7 +150,7 @@ struct KafkaSource::Impl {
   }
 };
 
-KafkaSource::KafkaSource(const KafkaConfig& config, RebalanceListener& listener)
+KafkaSource::KafkaSource(const KafkaConfig& config, RebalanceListener& listener, bool direct)
     : impl_(std::make_unique<Impl>(config, listener)) {
   rd_kafka_conf_t* conf = make_kafka_conf(config.consumer_settings());
   rd_kafka_conf_set_opaque(conf, impl_.get());
@@ -115,6 +158,12 @@ KafkaSource::KafkaSource(const KafkaConfig& config, RebalanceListener& listener)
   rd_kafka_conf_set_stats_cb(conf, &Impl::stats_cb);
   impl_->rk = new_kafka_handle(RD_KAFKA_CONSUMER, conf);
   rd_kafka_poll_set_consumer(impl_->rk);
+  if (direct) {
+    // Assigned on the first poll: the listener is only ever called from inside poll().
+    impl_->direct = impl_->direct_pending = true;
+    spdlog::info("reading {} with direct assignment (no group join) at {}", config.topic, config.bootstrap_servers);
+    return;
+  }
   rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(topics, config.topic.c_str(), RD_KAFKA_PARTITION_UA);
   auto err = rd_kafka_subscribe(impl_->rk, topics);
@@ -133,6 +182,7 @@ KafkaSource::~KafkaSource() {
 }
 
 std::optional<KafkaMessage> KafkaSource::poll(std::chrono::milliseconds timeout) {
+  if (impl_->direct_pending && impl_->assign_all_partitions()) impl_->direct_pending = false;
   rd_kafka_message_t* m = rd_kafka_consumer_poll(impl_->rk, static_cast<int>(timeout.count()));
   impl_->queue_empty = m == nullptr;
   if (impl_->callback_error) {
@@ -225,6 +275,18 @@ void KafkaSource::seek(const std::vector<PartitionOffset>& positions) {
 
 void KafkaSource::close() {
   if (!impl_->rk) return;
+  if (impl_->direct && !impl_->assigned.empty()) {
+    // No group to leave: the listener hears of the end of the assignment as a member leaving would make it.
+    const auto partitions = impl_->assigned;
+    impl_->assigned.clear();
+    impl_->at_end.clear();
+    try {
+      impl_->listener.on_revoked(partitions);
+    } catch (const std::exception& e) {
+      spdlog::warn("kafka consumer close: revoking the assignment failed: {}", e.what());
+    }
+    rd_kafka_assign(impl_->rk, nullptr);
+  }
   // As rd_kafka_consumer_close(), which can wait for ever for a coordinator that is gone, but with a deadline:
   // revocation callbacks run, offsets stay as committed, and the group is left if a broker answers in time.
   rd_kafka_queue_t* queue = rd_kafka_queue_new(impl_->rk);

@@ -39,6 +39,8 @@ void KafkaConfig::validate() const {
   require(!group_id.empty(), "--kafka_group_id: must not be empty");
   require(one_of(auto_offset_reset, {"earliest", "latest", "smallest", "largest", "beginning", "end"}),
           "--kafka_auto_offset_reset: must be earliest or latest, not '" + auto_offset_reset + "'");
+  require(one_of(assignment, {"auto", "group", "direct"}),
+          "--kafka_assignment: must be auto, group or direct, not '" + assignment + "'");
   require(one_of(security_protocol, {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL", "plaintext", "ssl",
                                      "sasl_plaintext", "sasl_ssl"}),
           "--kafka_security_protocol: must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, not '" +
@@ -182,6 +184,10 @@ CommandLine parse_command_line(const std::vector<std::string>& args, const Envir
   env_name(app.add_option("--kafka_group_id", c.kafka.group_id, "Consumer group id")->group(kafka), "KAFKA_GROUP_ID");
   app.add_option("--kafka_auto_offset_reset", c.kafka.auto_offset_reset,
                  "Where a partition with no stored offset starts: earliest or latest")->group(kafka);
+  app.add_option("--kafka_assignment", c.kafka.assignment,
+                 "How partitions are taken: group (join the consumer group), direct (every partition of the "
+                 "topic at its stored offset, no group), auto (direct in drain mode, else group)")
+      ->group(kafka);
   app.add_option("--kafka_security_protocol", c.kafka.security_protocol,
                  "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")->group(kafka);
   app.add_option("--kafka_ssl_cafile", c.kafka.ssl_cafile, "CA certificate file (SSL)")->group(kafka);

@@ -634,7 +634,7 @@ ExitReason Pipeline::run() {
     s.retrying("prepare the schema", [&] { s.sink.prepare_schema(s.config.migrate); });
     s.dlq = std::make_unique<DlqProducer>(
         s.config.kafka, [&s](const DeadLetterRefusal& r) { s.observer->dead_letter_refused(r.delivered_minimal); });
-    s.source = std::make_unique<KafkaSource>(s.config.kafka, s);
+    s.source = std::make_unique<KafkaSource>(s.config.kafka, s, s.config.direct_assignment());
     const ExitReason reason = s.consume();
     s.source->close();
     return reason;

@@ -195,6 +195,21 @@ TEST(ParseCommandLine, DrainModeFlags) {
   EXPECT_TRUE(parse({"--max_processing_time_seconds=240"}).processing.drain_mode());
 }
 
+TEST(ParseCommandLine, AssignmentIsDirectInDrainModeUnlessAsked) {
+  EXPECT_EQ(parse({}).kafka.assignment, "auto");
+  EXPECT_FALSE(parse({}).direct_assignment());  // a service joins its group
+  EXPECT_TRUE(parse({"--idle_timeout_seconds=5"}).direct_assignment());
+  EXPECT_TRUE(parse({"--max_processing_time_seconds=60"}).direct_assignment());
+  EXPECT_FALSE(parse({"--idle_timeout_seconds=5", "--kafka_assignment=group"}).direct_assignment());
+  EXPECT_TRUE(parse({"--kafka_assignment=direct"}).direct_assignment());
+  try {
+    parse({"--kafka_assignment=static"});
+    FAIL() << "accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("--kafka_assignment"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ParseCommandLine, InvalidValuesNameTheFlag) {
   struct Case {
     Args args;

@@ -1,9 +1,16 @@
 #pragma once
-// The Kafka side of the pipeline: a librdkafka consumer in a group, auto-commit off, positions taken from
-// PostgreSQL. On assignment it asks the listener for the stored offsets and starts each partition there
-// (or at auto.offset.reset for a partition never stored). It uses the cooperative-sticky assignor, so a
-// rebalance revokes only the partitions that move. Offsets are committed to Kafka after the database
+// The Kafka side of the pipeline: a librdkafka consumer, auto-commit off, positions taken from PostgreSQL. On
+// assignment it asks the listener for the stored offsets and starts each partition there (or at
+// auto.offset.reset for a partition never stored). Offsets are committed to Kafka after the database
 // transaction, for lag tools only: the offsets table is the truth.
+// Two ways to get partitions (KafkaConfig::assignment):
+//   - group: subscribes as a member of the consumer group with the cooperative-sticky assignor, so a rebalance
+//     revokes only the partitions that move. Joining a new group costs the broker's initial rebalance delay.
+//   - direct: reads the topic's metadata on the first poll and assigns itself every partition (rd_kafka_assign,
+//     as Flink's Kafka source does), without joining: a drain job starts reading at once. A second reader of the
+//     same partitions (a service in the group, another job) is harmless: the offsets table fences whichever
+//     commits second, and it rereads from the stored offsets. close() revokes them through the listener, as
+//     leaving a group would.
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -38,7 +45,8 @@ struct KafkaMessage {
 
 class KafkaSource {
  public:
-  KafkaSource(const KafkaConfig& config, RebalanceListener& listener);
+  // `direct`: assign every partition of config.topic on the first poll instead of joining the group.
+  KafkaSource(const KafkaConfig& config, RebalanceListener& listener, bool direct = false);
   ~KafkaSource();
   KafkaSource(const KafkaSource&) = delete;
   KafkaSource& operator=(const KafkaSource&) = delete;

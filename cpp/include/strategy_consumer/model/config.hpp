@@ -15,6 +15,11 @@ struct KafkaConfig {
   std::string topic = "discovered-strategies";
   std::string group_id = "strategy-consumer";
   std::string auto_offset_reset = "earliest";  // for partitions with no stored offset
+  // How the consumer gets its partitions: "group" joins the consumer group (partitions shared and moved by the
+  // group's rebalances); "direct" assigns itself every partition of the topic at its stored offset without
+  // joining (no join delay; fencing on the stored offsets keeps a second reader harmless); "auto" is direct in
+  // drain mode (--idle_timeout_seconds or --max_processing_time_seconds) and group otherwise.
+  std::string assignment = "auto";
   std::string security_protocol = "PLAINTEXT";
   std::string ssl_cafile;
   std::string ssl_certfile;
@@ -57,6 +62,10 @@ struct Config {
   int verbosity = 0;    // as absl's: 0 info, 1 debug, 2 and more trace; -1 warning, -2 error
 
   void validate() const;
+  // True when the consumer assigns itself every partition instead of joining the group (kafka.assignment).
+  bool direct_assignment() const {
+    return kafka.assignment == "direct" || (kafka.assignment == "auto" && processing.drain_mode());
+  }
   // Values never to print: the PostgreSQL password and secret librdkafka settings (sasl.password, ...).
   std::vector<std::string> secrets() const;
 };
