@@ -121,8 +121,14 @@ struct DlqProducer::Impl {
     spdlog::error("the dead-letter producer failed fatally ({}: {}); replacing it and sending its unacknowledged "
                   "letters again",
                   rd_kafka_err2name(err), reason);
-    rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT | RD_KAFKA_PURGE_F_NON_BLOCKING);
+    rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    // Every letter's delivery report must be served before the handle goes: a letter whose report were lost
+    // would stay unacknowledged, and its batch would wait for it for ever.
+    for (int i = 0; i < 500 && rd_kafka_outq_len(rk) > 0; ++i) rd_kafka_poll(rk, 10);
     rd_kafka_poll(rk, 0);
+    if (const int left = rd_kafka_outq_len(rk); left > 0) {
+      spdlog::error("the failed dead-letter producer still holds {} letter(s) after 5 s; they are lost with it", left);
+    }
     rd_kafka_destroy(rk);
     rk = create_handle();
   }

@@ -215,6 +215,21 @@ TEST(Metrics, DeadLettersCountByStageWithTheirBatch) {
   EXPECT_TRUE(has_line(m.render(), "strategy_consumer_batch_size_messages_bucket{le=\"1\"} 0"));
 }
 
+TEST(Metrics, RefusedLettersAndCommitsInDoubtAreCountedFromZero) {
+  Metrics m;
+  const auto& r = m.registry();
+  EXPECT_TRUE(has_line(m.render(), "strategy_consumer_dead_letters_refused_total{delivered=\"none\"} 0"));
+  EXPECT_TRUE(has_line(m.render(), "strategy_consumer_commits_in_doubt_total{outcome=\"committed\"} 0"));
+  m.dead_letter_refused(true);
+  m.dead_letter_refused(false);
+  m.dead_letter_refused(false);
+  m.commit_in_doubt(true);
+  EXPECT_EQ(r.value("strategy_consumer_dead_letters_refused_total", {{"delivered", "minimal"}}), 1);
+  EXPECT_EQ(r.value("strategy_consumer_dead_letters_refused_total", {{"delivered", "none"}}), 2);
+  EXPECT_EQ(r.value("strategy_consumer_commits_in_doubt_total", {{"outcome", "committed"}}), 1);
+  EXPECT_EQ(r.value("strategy_consumer_commits_in_doubt_total", {{"outcome", "not_committed"}}), 0);
+}
+
 TEST(Metrics, RetriesByOperationAndStalledUntilRecovered) {
   Metrics m;
   EXPECT_EQ(m.stalled_operation(), "");

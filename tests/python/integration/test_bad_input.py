@@ -349,3 +349,19 @@ def test_a_fatal_error_of_the_dead_letter_producer_replaces_it_and_the_letter_ar
             assert letter["source_offset"] == 1 and letter["original_message"] == params(extra=1)
         finally:
             env.close()
+
+
+def test_the_letter_budget_follows_the_producers_message_max_bytes(env):
+    """With message.max.bytes lowered (--kafka_property: a topic of small records), the letter of a 200 KB message
+    is cut to fit under it, headers included, and delivered, instead of being refused locally for ever."""
+    big = params(extra="x" * 200_000)
+    n0 = env.produce([with_(strategy_hash="b-0"), big, with_(strategy_hash="b-1")], partition=0)
+    result = env.drain("--kafka_property=message.max.bytes=20000")
+    assert "exiting (idle)" in result.stderr
+    assert env.stored_offsets() == {0: n0}
+    (letter, headers), = env.dead_letters(1)
+    size = len(json.dumps(letter, separators=(",", ":"), ensure_ascii=False).encode())
+    assert size + sum(len(k) + len(v) for k, v in headers.items()) < 20_000
+    assert letter["original_message_truncated"] is True and letter["original_message_bytes"] == len(big)
+    assert big.startswith(letter["original_message"]) and len(letter["original_message"]) > 10_000
+    assert letter["reasons"][0]["rule"] == "parameters.unknown"

@@ -14,7 +14,8 @@
 //   metrics.max_drawdown       outside [-1, 0]
 //   metrics.total_trades       not a non-negative integer
 //   metrics.profit_factor      negative
-// All reasons of a strategy are reported, not only the first. Pure: no I/O, no clock (now is a parameter).
+// All reasons of a strategy are reported, not only the first, within the bounds of reason.hpp (at most
+// kMaxReasons, the rest counted in "reasons.more"). Pure: no I/O, no clock (now is a parameter).
 #include <chrono>
 #include <cstdint>
 #include <memory>
