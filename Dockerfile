@@ -1,9 +1,11 @@
 # strategy-consumer as a container: docker build -t strategy-consumer .
 # Stage 1 builds with the project's own setup script (it installs deps/debian-packages.txt, the one package
 # list the scripts and CI read) and the CMake preset; stage 2 installs only the runtime subset
-# (deps/debian-runtime-packages.txt) and runs as a non-root user.
+# (deps/debian-runtime-packages.txt) and runs as a non-root user. Without Docker: scripts/build-image (podman).
 
 FROM debian:bookworm-slim AS build
+# Every layer of either stage carries the label: scripts/build-image removes the ones a rebuild left unused.
+LABEL io.strategy-consumer.stage=build
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
 COPY deps/ deps/
@@ -15,14 +17,17 @@ RUN cmake --preset default -DSTRATEGY_CONSUMER_BUILD_TESTS=OFF -DSTRATEGY_CONSUM
     && strip build/cpp/strategy-consumer
 
 FROM debian:bookworm-slim
+LABEL io.strategy-consumer.stage=runtime org.opencontainers.image.title=strategy-consumer
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 COPY deps/debian-runtime-packages.txt /tmp/debian-runtime-packages.txt
 RUN apt-get update -qq \
     && grep -v '^\s*#' /tmp/debian-runtime-packages.txt | grep -v '^\s*$' \
        | DEBIAN_FRONTEND=noninteractive xargs apt-get install -y -qq --no-install-recommends \
     && rm -rf /var/lib/apt/lists/* /tmp/debian-runtime-packages.txt \
-    && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin strategy-consumer
+    && groupadd --system --gid 10001 strategy-consumer \
+    && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin strategy-consumer
 COPY --from=build /src/build/cpp/strategy-consumer /usr/local/bin/strategy-consumer
+# The ids the Kubernetes manifests' securityContext runs as (runAsUser and runAsGroup 10001).
 USER 10001:10001
 EXPOSE 8080
 # /health is 200 while the processing loop runs (see README, Operations). With another --http_port, change it.

@@ -8,4 +8,5 @@ export PYTHONDONTWRITEBYTECODE=1
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
-debian_packages() { grep -v '^\s*#' "$ROOT/deps/debian-packages.txt" | grep -v '^\s*$'; }
+# The packages of a list in deps/: debian-packages.txt (the default: everything the project needs) or another.
+debian_packages() { grep -v '^\s*#' "$ROOT/deps/${1:-debian-packages.txt}" | grep -v '^\s*$'; }

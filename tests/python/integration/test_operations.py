@@ -530,9 +530,10 @@ def test_dockerfile_installs_exactly_the_package_lists():
     assert re.search(r"^RUN scripts/setup\b", build, flags=re.M)
     assert "COPY deps/ deps/" in build and "COPY scripts/ scripts/" in build
     common = (ROOT / "scripts" / "lib" / "common.sh").read_text()
-    assert re.search(r'debian_packages\(\) \{ grep .*"\$ROOT/deps/debian-packages.txt"', common)
+    assert re.search(r'debian_packages\(\) \{ grep .*"\$ROOT/deps/\$\{1:-debian-packages.txt\}"', common)
     setup = (ROOT / "scripts" / "setup").read_text()
-    assert "done < <(debian_packages)" in setup and '"${missing[@]}"' in setup
+    assert 'list="${1:-debian-packages.txt}"' in setup and 'done < <(debian_packages "$list")' in setup
+    assert '"${missing[@]}"' in setup
     assert re.search(r"cmake --preset default\b", build) and "--target strategy-consumer" in build
     # Runtime stage: exactly deps/debian-runtime-packages.txt.
     assert "COPY deps/debian-runtime-packages.txt /tmp/debian-runtime-packages.txt" in runtime
