@@ -1,6 +1,6 @@
 # strategy-consumer as a container: docker build -t strategy-consumer .
-# Stage 1 builds with the project's own setup script (it installs deps/debian-packages.txt, the one package
-# list the scripts and CI read) and the CMake preset; stage 2 installs only the runtime subset
+# Stage 1 builds with the project's own setup script (scripts/setup --build installs the building part of
+# deps/debian-packages.txt, the one package list the scripts and CI read) and the CMake preset; stage 2 installs only the runtime subset
 # (deps/debian-runtime-packages.txt) and runs as a non-root user. Without Docker: scripts/build-image (podman).
 
 FROM debian:bookworm-slim AS build
@@ -10,7 +10,7 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
 COPY deps/ deps/
 COPY scripts/ scripts/
-RUN scripts/setup && rm -rf /var/lib/apt/lists/*
+RUN scripts/setup --build && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN cmake --preset default -DSTRATEGY_CONSUMER_BUILD_TESTS=OFF -DSTRATEGY_CONSUMER_BUILD_BENCHMARKS=OFF \
     && cmake --build --preset default --target strategy-consumer \

@@ -526,13 +526,21 @@ def test_dockerfile_installs_exactly_the_package_lists():
     assert len(stages) == 2, "multi-stage: build, then runtime"
     build, runtime = stages
     assert build.startswith("debian:bookworm-slim AS build") and runtime.startswith("debian:bookworm-slim")
-    # Build stage: the project's own setup script, which installs deps/debian-packages.txt and nothing else.
-    assert re.search(r"^RUN scripts/setup\b", build, flags=re.M)
+    # Build stage: the project's own setup script, which installs the building part of deps/debian-packages.txt
+    # (the lines above "#### tests") and nothing else.
+    assert re.search(r"^RUN scripts/setup --build\b", build, flags=re.M)
     assert "COPY deps/ deps/" in build and "COPY scripts/ scripts/" in build
     common = (ROOT / "scripts" / "lib" / "common.sh").read_text()
     assert re.search(r'debian_packages\(\) \{ grep .*"\$ROOT/deps/\$\{1:-debian-packages.txt\}"', common)
     setup = (ROOT / "scripts" / "setup").read_text()
-    assert 'list="${1:-debian-packages.txt}"' in setup and 'done < <(debian_packages "$list")' in setup
+    assert 'list="${1:-debian-packages.txt}"' in setup and 'done < <(packages)' in setup
+    assert "sed '/^#### tests/q' \"$ROOT/deps/$list\"" in setup and 'debian_packages "$list"' in setup
+    listed = (ROOT / "deps" / "debian-packages.txt").read_text().splitlines()
+    building = set(line for line in listed[:listed.index("#### tests, the demo, the benchmarks and the notebooks")]
+                   if line and not line.startswith("#"))
+    assert {"build-essential", "cmake", "librdkafka-dev", "libpqxx-dev", "pybind11-dev", "python3-dev",
+            "libprotobuf-dev", "protobuf-compiler"} <= building
+    assert not building & {"postgresql", "python3-pandas", "prometheus", "python3-pytest"}
     assert '"${missing[@]}"' in setup
     assert re.search(r"cmake --preset default\b", build) and "--target strategy-consumer" in build
     # Runtime stage: exactly deps/debian-runtime-packages.txt.
