@@ -51,7 +51,8 @@ struct Letter {
 
 std::string encode_dead_letter(const DeadLetter& letter, std::int64_t now) {
   nlohmann::json j;
-  const bool utf8 = is_valid_utf8(letter.original_message);
+  // Bytes read as protobuf are binary whatever they happen to look like: always base64.
+  const bool utf8 = letter.message_format != "protobuf" && is_valid_utf8(letter.original_message);
   j["original_message"] = utf8 ? letter.original_message : base64(letter.original_message);
   if (!utf8) j["original_message_encoding"] = "base64";
   j["error"] = reasons_to_text(letter.reasons);
@@ -61,6 +62,7 @@ std::string encode_dead_letter(const DeadLetter& letter, std::int64_t now) {
   j["source_topic"] = letter.source.topic;
   j["source_partition"] = letter.source.partition;
   j["source_offset"] = letter.source.offset;
+  if (!letter.message_format.empty()) j["message_format"] = letter.message_format;
   std::string out = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   if (out.size() > kMaxLetterBytes) {
     // Keep as much of the original as fits. Escaping can make text longer in JSON than raw, so the first cut

@@ -11,6 +11,7 @@
 #include "strategy_consumer/postgres/copy_encoder.hpp"
 #include "strategy_consumer/model/errors.hpp"
 #include "strategy_consumer/postgres/migrations.hpp"
+#include "strategy_consumer/postgres/strategy_specs.hpp"
 
 namespace strategy_consumer {
 namespace {
@@ -139,6 +140,7 @@ std::string PostgresConfig::describe() const {
 
 struct PostgresSink::Impl {
   std::unique_ptr<pqxx::connection> conn;
+  StrategySpecs specs;  // the old service's strategy_specs rows, where that table exists
   // The connection's socket, for interrupt() from another thread; -1 while there is no connection. Set and
   // cleared under the mutex, so interrupt() never shuts down a descriptor the system has handed to another file.
   std::mutex socket_mutex;
@@ -154,6 +156,7 @@ struct PostgresSink::Impl {
     std::lock_guard lock(socket_mutex);
     socket = -1;
     conn.reset();
+    specs.reset();
   }
 
   // Turns what libpqxx threw into our DatabaseError; a broken connection is dropped so the next call reconnects.
@@ -328,8 +331,12 @@ WriteResult PostgresSink::write_batch(const std::vector<const StrategyRecord*>& 
     std::vector<std::size_t> all(records.size());
     for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
     impl_->write_range(txn, records, all, result);
+    std::vector<std::size_t> refused;
+    for (const auto& r : result.rejected) refused.push_back(r.index);
+    const auto spec_names = impl_->specs.insert_new(txn, records, refused);
     if (!result.rejected.empty() && before_commit) before_commit(result.rejected);
     txn.commit();
+    StrategySpecs::committed(spec_names);
   } catch (...) {
     impl_->rethrow("write batch");
   }
