@@ -69,8 +69,11 @@ def parameter_message_of(strategy_type: str) -> str:
 
 
 def strategy_type_number(name: str) -> int:
-    """The number of a type in the old StrategyType enum (messages from before 2026-01)."""
+    """The number of a type in the old StrategyType enum (messages from before 2026-01). The enum spells the
+    catalog's BBAND_WILLIAMS_R as BBAND_W_R."""
     enum = _pool().FindEnumTypeByName("strategies.StrategyType")
+    if name not in enum.values_by_name and name == "BBAND_WILLIAMS_R":
+        name = "BBAND_W_R"
     return enum.values_by_name[name].number
 
 

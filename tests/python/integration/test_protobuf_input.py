@@ -11,16 +11,22 @@ from datetime import datetime
 from pathlib import Path
 
 from strategy_consumer import protobuf as pb
+from strategy_consumer.services import produce
 from strategy_consumer.strategy_inspector import strategy_hash
 from strategy_consumer.testing import create_test_strategies, to_protobuf
 
-OLD_SCHEMA = Path(__file__).resolve().parents[1] / "data" / "tradestream_old_schema.sql"
+OLD_SCHEMA = Path(__file__).resolve().parents[2] / "data" / "tradestream_old_schema.sql"
 VECTOR_HASH = "441af2fa3d5a98ac8bec8aac2e2c0dae8a34b0fa7974bfe5ca8fe5a586c967e9"
 MACD = {"shortEmaPeriod": 12, "longEmaPeriod": 26, "signalPeriod": 9}
 
 
 def by_symbol(value: bytes) -> bytes:
     return pb.decode_strategy(value).symbol.encode()
+
+
+def produce_keyed(env, values, key_of=None) -> None:
+    """Produces with the symbol as the key, as the discovery pipeline does."""
+    produce(env.kafka.bootstrap, env.topic, values, key_of=key_of or by_symbol)
 
 
 def utc(text: str) -> datetime:
@@ -31,16 +37,18 @@ def test_protobuf_topic_into_an_empty_database_with_the_defaults(env):
     strategies = create_test_strategies(60, seed=14)
     values = [to_protobuf(s, enum=i % 4 == 0) for i, s in enumerate(strategies)]  # a quarter in the enum form
     truncated = values[0][:25]
-    env.produce(values[:30] + [truncated] + values[30:], key_of=lambda v: by_symbol(v) if v != truncated else b"x")
+    produce_keyed(env, values[:30] + [truncated] + values[30:], lambda v: by_symbol(v) if v != truncated else b"x")
     env.drain()
 
     rows = env.query("SELECT symbol, strategy_type, parameters, current_score, strategy_hash, discovery_symbol,"
                      " discovery_start_time, discovery_end_time, performance_metrics FROM strategies")
     assert len(rows) == 60
     stored = {r[4]: r for r in rows}
-    for s in strategies:
+    for i, s in enumerate(strategies):
         r = stored[strategy_hash(s["symbol"], s["strategy_type"], s["parameters"])]
-        assert r[0] == s["symbol"] and r[1] == s["strategy_type"]
+        # The row keeps the name the message carried: the old enum spells BBAND_WILLIAMS_R as BBAND_W_R.
+        carried = "BBAND_W_R" if i % 4 == 0 and s["strategy_type"] == "BBAND_WILLIAMS_R" else s["strategy_type"]
+        assert r[0] == s["symbol"] and r[1] == carried
         assert r[2] == s["parameters"]  # named values, as sent
         assert r[3] == s["current_score"]
         assert r[5] == s["symbol"]
@@ -112,7 +120,7 @@ def test_adopting_the_old_services_database(env):
     # The same parameters found for a second symbol: the tradestream hash ignores the symbol (README).
     second_symbol = to_protobuf({**vector, "symbol": "ETH/USD", "current_score": 0.9})
     values = rediscovered[:2] + [to_protobuf(s) for s in others] + rediscovered[2:]
-    env.produce(values, key_of=by_symbol)
+    produce_keyed(env, values)
     flags = ("--parameters_layout=tradestream", "--strategy_hash_scheme=tradestream")
     env.drain(*flags)
 
@@ -123,11 +131,11 @@ def test_adopting_the_old_services_database(env):
     assert "OLD/USD" not in {r[1] for r in rows}  # the old group's committed offsets were respected
     row = next(r for r in rows if r[0] == VECTOR_HASH)
     assert row[4] == 0.85 and row[5] == datetime(2024, 1, 1) and row[6] == datetime(2024, 1, 1)
+    # An existing row keeps its parameters as the old service wrote them (an upsert never rewrites parameters).
     assert row[3] == {"protobuf_type": "type.googleapis.com/strategies.MacdCrossoverParameters",
                       "protobuf_data": "080c101a1809",
                       "raw_parameters": {"type_url": "type.googleapis.com/strategies.MacdCrossoverParameters",
-                                         "value": "080c101a1809"},
-                      "named": MACD}
+                                         "value": "080c101a1809"}}
     for s in others:
         symbol, layout, _, h = old_row(s["symbol"], s["parameters"], 0, pb.parameter_message_of(s["strategy_type"]))
         r = next(r for r in rows if r[0] == h)
@@ -148,7 +156,7 @@ def test_adopting_the_old_services_database(env):
 
     # The same parameters found for a second symbol in a later run: no new row; its score lands on the first
     # symbol's row (what the tradestream scheme gets wrong, README).
-    env.produce([second_symbol], key_of=by_symbol)
+    produce_keyed(env, [second_symbol])
     env.drain(*flags)
     rows = env.query("SELECT strategy_hash, symbol, current_score FROM strategies")
     assert len(rows) == 21
