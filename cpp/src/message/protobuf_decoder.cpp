@@ -9,6 +9,7 @@
 #include <google/protobuf/dynamic_message.h>
 
 #include "discovery.pb.h"
+#include "message/protobuf_fast_path.hpp"
 #include "strategies.pb.h"
 #include "strategy_consumer/message/canonical_hash.hpp"
 #include "strategy_consumer/model/text.hpp"
@@ -232,6 +233,18 @@ std::optional<json> decode_parameters_any(const AnyParameters& any, const Strate
 }
 
 Decoded decode_discovered_strategy(std::string_view payload, const DecodeOptions& options, const Catalog* catalog) {
+  if (!payload.empty() && payload.size() <= options.max_message_bytes) {
+    Decoded out;
+    out.format = "protobuf";
+    const bool keep_any = options.parameters_layout == ParametersLayout::tradestream ||
+                          options.hash_scheme == HashScheme::tradestream;
+    if (protobuf_fast_path::decode(payload, catalog, keep_any, out.record)) return out;
+  }
+  return decode_discovered_strategy_reference(payload, options, catalog);
+}
+
+Decoded decode_discovered_strategy_reference(std::string_view payload, const DecodeOptions& options,
+                                             const Catalog* catalog) {
   Decoded out;
   out.format = "protobuf";
   auto& reasons = out.reasons;

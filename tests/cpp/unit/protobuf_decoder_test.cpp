@@ -5,6 +5,8 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -302,6 +304,78 @@ TEST(ProtobufDecoder, DeadLetterKeepsTheBytesAndTheFormatTried) {
   EXPECT_EQ(j["message_format"], "protobuf");
   EXPECT_EQ(j["original_message_encoding"], "base64");
   EXPECT_EQ(j["reasons"][0]["rule"], "protobuf.truncated");
+}
+
+void expect_same(const Decoded& a, const Decoded& b, const std::string& what) {
+  ASSERT_EQ(a.ok(), b.ok()) << what;
+  if (!a.ok()) return;
+  const StrategyRecord &x = a.record, &y = b.record;
+  EXPECT_EQ(x.symbol, y.symbol) << what;
+  EXPECT_EQ(x.strategy_type, y.strategy_type) << what;
+  EXPECT_EQ(x.parameters, y.parameters) << what;
+  EXPECT_EQ(x.parameters.dump(), y.parameters.dump()) << what << " (number types too)";
+  EXPECT_EQ(x.score, y.score) << what;
+  EXPECT_EQ(x.discovery_symbol, y.discovery_symbol) << what;
+  EXPECT_EQ(x.discovery_start_us, y.discovery_start_us) << what;
+  EXPECT_EQ(x.discovery_end_us, y.discovery_end_us) << what;
+  EXPECT_EQ(x.strategy_hash, y.strategy_hash) << what;
+  ASSERT_TRUE(x.parameters_any && y.parameters_any) << what;
+  EXPECT_EQ(x.parameters_any->type_url, y.parameters_any->type_url) << what;
+  EXPECT_EQ(x.parameters_any->value, y.parameters_any->value) << what;
+}
+
+TEST(ProtobufDecoder, FastPathAndReferenceAgree) {
+  const Catalog* catalog = Catalog::builtin().get();
+  std::vector<std::pair<std::string, std::string>> cases;
+  cases.push_back({"vector", unhex(kVectorHex)});
+  auto m = macd();
+  m.mutable_strategy()->clear_strategy_name();
+  m.mutable_strategy()->set_type(strategies::MACD_CROSSOVER);
+  cases.push_back({"enum form", m.SerializeAsString()});
+  m.mutable_strategy()->set_strategy_name("MACD_CROSSOVER");
+  cases.push_back({"enum and name", m.SerializeAsString()});
+  m = macd();
+  m.clear_start_time();
+  m.mutable_end_time()->set_nanos(5000);
+  m.set_score(-2.5);
+  cases.push_back({"one time, nanos, negative score", m.SerializeAsString()});
+  m = macd();
+  m.mutable_start_time()->Clear();  // set but empty: the epoch
+  cases.push_back({"empty timestamp", m.SerializeAsString()});
+  strategies::SmaRsiParameters sma;
+  sma.set_movingaverageperiod(20);
+  sma.set_overboughtthreshold(70.25);
+  m = macd();
+  m.mutable_strategy()->mutable_parameters()->PackFrom(sma);
+  m.mutable_strategy()->set_strategy_name("SMA_RSI");
+  cases.push_back({"defaults listed", m.SerializeAsString()});
+  m.mutable_strategy()->set_strategy_name("NOT_IN_CATALOG");
+  cases.push_back({"type outside the catalog: every field", m.SerializeAsString()});
+  strategies::AdxStochasticParameters adx;
+  adx.set_adxperiod(14);
+  adx.set_stochasticdperiod(3);
+  m.mutable_strategy()->mutable_parameters()->PackFrom(adx);
+  m.mutable_strategy()->set_strategy_name("ADX_STOCHASTIC");
+  cases.push_back({"a set field the catalog does not list", m.SerializeAsString()});
+  strategies::SentimentParameters sentiment;
+  sentiment.set_enable_momentum(true);
+  sentiment.set_sentiment_weight(0.5);
+  m.mutable_strategy()->mutable_parameters()->PackFrom(sentiment);
+  m.mutable_strategy()->set_strategy_name("SENTIMENT");
+  cases.push_back({"bools", m.SerializeAsString()});
+  strategies::RainbowOscillatorParameters rainbow;
+  rainbow.add_periods(8);
+  m.mutable_strategy()->mutable_parameters()->PackFrom(rainbow);
+  m.mutable_strategy()->set_strategy_name("RAINBOW_OSCILLATOR");
+  cases.push_back({"repeated (reference path only)", m.SerializeAsString()});
+  cases.push_back({"unknown field (reference path only)", macd().SerializeAsString() + std::string("\x48\x07", 2)});
+  const DecodeOptions keep{.hash_scheme = HashScheme::tradestream};
+  for (const auto& [what, bytes] : cases) {
+    expect_same(decode_discovered_strategy(bytes, keep, catalog),
+                decode_discovered_strategy_reference(bytes, keep, catalog), what);
+    expect_same(decode_discovered_strategy(bytes, keep), decode_discovered_strategy_reference(bytes, keep),
+                what + ", no catalog");
+  }
 }
 
 TEST(ProtobufDecoder, SchemaHasTheSixtyTwoParameterMessagesAndTheEnum) {

@@ -7,7 +7,8 @@
 //     {"shortEmaPeriod": 12, ...}, field names as in the schema, int32 as integers, doubles as numbers, repeated
 //     fields as arrays, maps as objects. A field at its default value is not on the wire (proto3): it is listed
 //     when the catalog names it as a parameter of the type (or when the type is not in the catalog), else left
-//     out. The Any itself is kept in record.parameters_any (for the tradestream layout and hash).
+//     out. The Any itself is kept in record.parameters_any when the options ask for the tradestream layout or
+//     hash (the reference path always keeps it).
 //   score -> score (current_score); symbol -> symbol and discovery_symbol (the old service's choice);
 //   start_time / end_time -> discovery_start/end (UTC, microseconds, nanos truncated); unset -> absent.
 // Unknown fields are ignored, as protobuf does. Rule ids of the reasons:
@@ -39,8 +40,13 @@ namespace strategy_consumer {
 
 inline constexpr std::string_view kTypeUrlPrefix = "type.googleapis.com/";
 
+// A message as the pipeline writes it is read in one pass straight into the record (protobuf_fast_path.hpp);
+// any other goes to decode_discovered_strategy_reference, which decides and explains. Both give the same result.
 Decoded decode_discovered_strategy(std::string_view payload, const DecodeOptions& options = {},
                                    const Catalog* catalog = nullptr);
+// The reference decoder: parse into the generated messages, then reflection. Every reason comes from here.
+Decoded decode_discovered_strategy_reference(std::string_view payload, const DecodeOptions& options = {},
+                                             const Catalog* catalog = nullptr);
 
 // The named values of a packed parameter message. `spec` (may be null) says which default-valued fields to list.
 // Reasons (protobuf.any_type, protobuf.any_value) when the Any is not one of the parameter messages.

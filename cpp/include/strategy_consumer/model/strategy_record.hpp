@@ -30,7 +30,7 @@ struct StrategyRecord {
   std::optional<std::int64_t> discovery_start_us;     // UTC, microseconds since the Unix epoch
   std::optional<std::int64_t> discovery_end_us;
   std::string strategy_hash;                          // given, or the canonical SHA-256 (canonical_hash.hpp)
-  std::optional<AnyParameters> parameters_any;        // set for protobuf input and for the tradestream options
+  std::optional<AnyParameters> parameters_any;        // set when the tradestream options need it
   ParametersLayout parameters_layout = ParametersLayout::named;
   const char* message_format = "";                    // "json" or "protobuf": how the message was decoded
 };
