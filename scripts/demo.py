@@ -50,9 +50,15 @@ def invalid_messages() -> list:
                     "parameters": {"vwapPeriod": 20, "movingAveragePeriod": 20}}),
         # protobuf: truncated; an Any naming no parameter message; the name disagreeing with the parameters
         _protobuf_demo()[:30],
-        _protobuf_demo().replace(b"strategies.MacdCrossoverParameters", b"strategies.MacdCrossoverParametrs"),
+        _with_type_url(_protobuf_demo(), "type.googleapis.com/strategies.NoSuchParameters"),
         _protobuf_demo(strategy_type="SMA_RSI"),
     ]
+
+
+def _with_type_url(data: bytes, type_url: str) -> bytes:
+    message = decode_strategy(data)
+    message.strategy.parameters.type_url = type_url
+    return message.SerializeToString()
 
 
 def _protobuf_demo(strategy_type: str = "MACD_CROSSOVER") -> bytes:
