@@ -140,6 +140,7 @@ std::string PostgresConfig::describe() const {
 
 struct PostgresSink::Impl {
   std::unique_ptr<pqxx::connection> conn;
+  explicit Impl(const std::string& database) : specs(database) {}
   StrategySpecs specs;  // the old service's strategy_specs rows, where that table exists
   // The connection's socket, for interrupt() from another thread; -1 while there is no connection. Set and
   // cleared under the mutex, so interrupt() never shuts down a descriptor the system has handed to another file.
@@ -236,7 +237,9 @@ struct PostgresSink::Impl {
 };
 
 PostgresSink::PostgresSink(PostgresConfig config, std::string group_id)
-    : config_(std::move(config)), group_id_(std::move(group_id)), impl_(std::make_unique<Impl>()) {}
+    : config_(std::move(config)),
+      group_id_(std::move(group_id)),
+      impl_(std::make_unique<Impl>(config_.describe())) {}
 
 PostgresSink::~PostgresSink() = default;
 
@@ -336,7 +339,7 @@ WriteResult PostgresSink::write_batch(const std::vector<const StrategyRecord*>& 
     const auto spec_names = impl_->specs.insert_new(txn, records, refused);
     if (!result.rejected.empty() && before_commit) before_commit(result.rejected);
     txn.commit();
-    StrategySpecs::committed(spec_names);
+    impl_->specs.committed(spec_names);
   } catch (...) {
     impl_->rethrow("write batch");
   }

@@ -10,8 +10,9 @@ namespace strategy_consumer {
 namespace {
 
 std::mutex sent_mutex;
-std::set<std::string, std::less<>>& sent_names() {
-  static std::set<std::string, std::less<>> names;
+// (database, name) pairs sent and committed.
+std::set<std::pair<std::string, std::string>>& sent_names() {
+  static std::set<std::pair<std::string, std::string>> names;
   return names;
 }
 
@@ -44,7 +45,7 @@ std::vector<std::string> StrategySpecs::insert_new(pqxx::transaction_base& txn,
     std::lock_guard lock(sent_mutex);
     for (std::size_t i = 0; i < records.size(); ++i) {
       if (std::find(skip.begin(), skip.end(), i) != skip.end()) continue;
-      if (!sent_names().count(records[i]->strategy_type)) names.insert(records[i]->strategy_type);
+      if (!sent_names().count({database_, records[i]->strategy_type})) names.insert(records[i]->strategy_type);
     }
   }
   if (names.empty()) return {};
@@ -58,9 +59,9 @@ std::vector<std::string> StrategySpecs::insert_new(pqxx::transaction_base& txn,
   return list;
 }
 
-void StrategySpecs::committed(const std::vector<std::string>& names) {
+void StrategySpecs::committed(const std::vector<std::string>& names) const {
   std::lock_guard lock(sent_mutex);
-  for (const auto& n : names) sent_names().insert(n);
+  for (const auto& n : names) sent_names().insert({database_, n});
 }
 
 }  // namespace strategy_consumer

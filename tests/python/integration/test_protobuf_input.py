@@ -162,3 +162,23 @@ def test_adopting_the_old_services_database(env):
     assert len(rows) == 21
     assert next(r for r in rows if r[0] == VECTOR_HASH)[1:] == ("BTC/USD", 0.9)
     assert env.query("SELECT count(*) FROM strategy_specs")[0][0] == len(specs)
+
+
+def test_strategy_specs_are_written_once_per_database_from_one_process(env):
+    """The Python client fills strategy_specs too, and a name sent to one database is still sent to another."""
+    from contextlib import closing
+
+    from strategy_consumer.postgres_client import PostgresClient
+    from strategy_consumer.testing import create_test_protobuf
+
+    second = env.pg.create_database(env.database + "_2")
+    for database in (env.database, second):
+        with closing(env.pg.connect(database)) as conn, conn.cursor() as cur:
+            cur.execute(OLD_SCHEMA.read_text())
+    for database in (env.database, second):
+        client = PostgresClient(host=env.pg.host, port=env.pg.port, database=database, user=env.pg.user,
+                                parameters_layout="tradestream", strategy_hash_scheme="tradestream")
+        assert client.bulk_insert_strategies([create_test_protobuf(), create_test_protobuf(enum=True)]).inserted == 1
+        with closing(env.pg.connect(database)) as conn, conn.cursor() as cur:
+            cur.execute("SELECT name, source FROM strategy_specs")
+            assert cur.fetchall() == [("MACD_CROSSOVER", "MIGRATED")]
