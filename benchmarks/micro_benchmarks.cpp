@@ -1,5 +1,5 @@
 // Micro-benchmarks of the consumer's CPU path, one stage at a time: decoding (the one-pass fast path, and the
-// strict DOM path that decides every message the fast path declines), the canonical hash (canonical JSON +
+// strict DOM path that decides every message the fast path declines; protobuf against JSON of the same content), the canonical hash (canonical JSON +
 // SHA-256), validation against the built-in catalog, COPY row encoding and the in-batch collapse; BM_Reference*
 // are floors of the JSON library alone (its DOM parser, and its parser feeding a SAX handler that keeps nothing).
 // scripts/bench measures the whole path on realistic messages (strategy-bench-tool cpu); these say where its time
@@ -11,7 +11,9 @@
 
 #include "strategy_consumer/pipeline/batch.hpp"
 #include "strategy_consumer/message/canonical_hash.hpp"
+#include "strategy_consumer/message/catalog.hpp"
 #include "strategy_consumer/message/json_decoder.hpp"
+#include "strategy_consumer/message/protobuf_decoder.hpp"
 #include "strategy_consumer/postgres/copy_encoder.hpp"
 #include "strategy_consumer/model/timestamp.hpp"
 #include "strategy_consumer/message/validator.hpp"
@@ -63,6 +65,92 @@ void BM_Decode(benchmark::State& state) {
   set_rate(state, average_message_bytes());
 }
 BENCHMARK(BM_Decode);
+
+// The same three strategies without performance metrics (the protobuf message has none), as JSON and as the
+// discovery pipeline's protobuf: decode by name + canonical hash, per message.
+const std::vector<std::string>& lean_json_messages() {
+  static const std::vector<std::string> kMessages = [] {
+    std::vector<std::string> out;
+    for (const auto& m : messages()) {
+      auto doc = nlohmann::json::parse(m);
+      doc.erase("performance_metrics");
+      doc.erase("discovery_symbol");
+      out.push_back(doc.dump());
+    }
+    return out;
+  }();
+  return kMessages;
+}
+
+const std::vector<std::string>& protobuf_messages() {
+  // MACD_CROSSOVER {12, 26, 9} and SMA_RSI {14, 21, 72.35, 27.9} and CMF_ZERO_LINE {37}, as the producer packs
+  // them (hand-encoded: the benchmark does not depend on the generated classes).
+  static const std::vector<std::string> kMessages = [] {
+    auto field = [](int number, int wire, const std::string& body) {
+      std::string out(1, static_cast<char>((number << 3) | wire));
+      if (wire == 2) out += static_cast<char>(body.size());
+      return out + body;
+    };
+    auto varint_field = [](int number, int v) { return std::string{static_cast<char>(number << 3), static_cast<char>(v)}; };
+    auto double_field = [](int number, double d) {
+      std::string out(1, static_cast<char>((number << 3) | 1));
+      out.append(reinterpret_cast<const char*>(&d), 8);
+      return out;
+    };
+    auto message = [&](const std::string& type, const std::string& name, const std::string& params, double score,
+                       const std::string& symbol, int start, int end) {
+      const std::string any = field(1, 2, "type.googleapis.com/strategies." + type) + field(2, 2, params);
+      const std::string strategy = field(2, 2, any) + field(3, 2, name);
+      auto ts = [&](int seconds) {
+        std::string v;
+        for (unsigned u = static_cast<unsigned>(seconds); ; u >>= 7) {
+          if (u < 0x80) { v += static_cast<char>(u); break; }
+          v += static_cast<char>((u & 0x7F) | 0x80);
+        }
+        return std::string(1, '\x08') + v;
+      };
+      return field(1, 2, strategy) + double_field(2, score) + field(3, 2, symbol) + field(4, 2, ts(start)) +
+             field(5, 2, ts(end));
+    };
+    return std::vector<std::string>{
+        message("CmfZeroLineParameters", "CMF_ZERO_LINE", varint_field(1, 37), 0.4162, "ETH/USD", 1792384920,
+                1792989720),
+        message("MacdCrossoverParameters", "MACD_CROSSOVER", varint_field(1, 12) + varint_field(2, 26) + varint_field(3, 9),
+                1.2264, "BTC/USD", 1705314600, 1707985800),
+        message("SmaRsiParameters", "SMA_RSI",
+                varint_field(1, 14) + varint_field(2, 21) + double_field(3, 72.35) + double_field(4, 27.9), 0.88731,
+                "SOL/USD", 1785542400, 1793318400),
+    };
+  }();
+  return kMessages;
+}
+
+void BM_DecodeJsonWithoutMetrics(benchmark::State& state) {
+  const auto& ms = lean_json_messages();
+  std::size_t i = 0;
+  for (auto _ : state) {
+    auto d = decode_strategy(ms[i++ % ms.size()]);
+    benchmark::DoNotOptimize(d);
+  }
+  set_rate(state);
+}
+BENCHMARK(BM_DecodeJsonWithoutMetrics);
+
+void BM_DecodeProtobuf(benchmark::State& state) {
+  const auto& ms = protobuf_messages();
+  const Catalog* catalog = Catalog::builtin().get();
+  for (const auto& m : ms) {
+    auto d = decode_discovered_strategy(m, {}, catalog);
+    if (!d.ok()) throw std::runtime_error("benchmark message does not decode: " + reasons_to_text(d.reasons));
+  }
+  std::size_t i = 0;
+  for (auto _ : state) {
+    auto d = decode_discovered_strategy(ms[i++ % ms.size()], {}, catalog);
+    benchmark::DoNotOptimize(d);
+  }
+  set_rate(state);
+}
+BENCHMARK(BM_DecodeProtobuf);
 
 // The DOM path (nlohmann SAX into a strict DOM, then the contract checks): what a message the fast path declines
 // costs, and what every message cost before the fast path.

@@ -1,5 +1,6 @@
 // strategy-bench-tool: the C++ half of scripts/bench. It runs the consumer's own code (the core library) on a
-// file of messages, without Kafka. The file holds each message as a 4-byte little-endian length, then its bytes.
+// file of messages, without Kafka. The file holds each message as a 4-byte little-endian length, then its bytes:
+// JSON or protobuf DiscoveredStrategy, told apart as --message_format=auto does.
 //
 //   rows     per batch of --batch_size messages, the COPY text the sink sends for that batch: inspect (decode,
 //            validate), collapse duplicates by strategy_hash (collapse_by_hash), encode_copy_row, lines joined by
@@ -28,7 +29,7 @@
 
 #include "strategy_consumer/pipeline/batch.hpp"
 #include "strategy_consumer/message/canonical_hash.hpp"
-#include "strategy_consumer/message/json_decoder.hpp"
+#include "strategy_consumer/message/decoding.hpp"
 #include "strategy_consumer/postgres/copy_encoder.hpp"
 #include "strategy_consumer/postgres/sink.hpp"
 #include "strategy_consumer/message/strategy_inspector.hpp"
@@ -148,15 +149,17 @@ int run_cpu(const std::string& input, double min_seconds) {
   // as the pipeline runs it, each record freed before the next; keeping them all while timing would count the
   // page faults of a heap growing by every record's memory instead.
   double t = thread_cpu_seconds();
+  const Catalog* catalog = &checker.inspector.validator().catalog();
+  const DecodeOptions& options = checker.inspector.decode_options();
   for (const auto& m : messages) {
-    Decoded d = decode_strategy(m);
+    Decoded d = decode_message(m, options, catalog);
     sink += d.ok();
   }
   const double t_decode = thread_cpu_seconds() - t;
   std::vector<StrategyRecord> records;  // for the other stages, untimed
   records.reserve(messages.size());
   for (const auto& m : messages) {
-    Decoded d = decode_strategy(m);
+    Decoded d = decode_message(m, options, catalog);
     if (d.ok()) records.push_back(std::move(d.record));
   }
   t = thread_cpu_seconds();

@@ -40,13 +40,17 @@ void init_postgres(py::module_& m) {
       .def("__repr__", [](const PostgresConfig& c) { return "<PostgresConfig " + c.describe() + ">"; });
 
   py::class_<PostgresClient>(m, "PostgresClient", R"doc(A pool of connections; every call releases the GIL.)doc")
-      .def(py::init([](const PostgresConfig& config, const std::string& catalog, bool allow_unknown, bool migrate) {
+      .def(py::init([](const PostgresConfig& config, const std::string& catalog, bool allow_unknown, bool migrate,
+                       const std::string& message_format, const std::string& parameters_layout,
+                       const std::string& strategy_hash_scheme) {
              return std::make_unique<PostgresClient>(
                  config, Catalog::with_overrides(catalog),
-                 ValidatorOptions{.allow_unknown_strategy_types = allow_unknown}, migrate);
+                 ValidatorOptions{.allow_unknown_strategy_types = allow_unknown}, migrate,
+                 bindings::decode_options(message_format, parameters_layout, strategy_hash_scheme));
            }),
            py::arg("config"), py::arg("catalog") = "", py::arg("allow_unknown_strategy_types") = false,
-           py::arg("migrate") = true, py::call_guard<py::gil_scoped_release>())
+           py::arg("migrate") = true, py::arg("message_format") = "auto", py::arg("parameters_layout") = "named",
+           py::arg("strategy_hash_scheme") = "canonical", py::call_guard<py::gil_scoped_release>())
       .def(
           "bulk_insert",
           [](PostgresClient& self, const std::vector<std::string>& messages) {
@@ -71,7 +75,7 @@ void init_postgres(py::module_& m) {
             out["failures"] = failures;
             return out;
           },
-          py::arg("messages"), R"doc(Stores JSON messages through the service's COPY + upsert path.)doc")
+          py::arg("messages"), R"doc(Stores messages (JSON text or protobuf bytes) through the service's COPY + upsert path.)doc")
       .def(
           "find",
           [](PostgresClient& self, std::optional<std::string> id_or_hash, std::optional<std::string> symbol,

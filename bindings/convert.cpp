@@ -1,5 +1,6 @@
 #include "convert.hpp"
 
+#include "strategy_consumer/message/tradestream_compat.hpp"
 #include "strategy_consumer/python_json.hpp"
 
 namespace py = pybind11;
@@ -26,6 +27,33 @@ py::object utc_datetime(std::int64_t micros) {
   py::object datetime = py::module_::import("datetime");
   py::object epoch = datetime.attr("datetime")(1970, 1, 1, 0, 0, 0, 0, datetime.attr("timezone").attr("utc"));
   return epoch + datetime.attr("timedelta")(py::arg("microseconds") = micros);
+}
+
+py::dict to_python(const StrategyRecord& r) {
+  auto optional_time = [](const std::optional<std::int64_t>& t) { return t ? utc_datetime(*t) : py::none(); };
+  py::dict d;
+  d["symbol"] = r.symbol;
+  d["strategy_type"] = r.strategy_type;
+  d["parameters"] = to_python(r.parameters_layout == ParametersLayout::tradestream && r.parameters_any
+                                  ? tradestream_parameters(*r.parameters_any, r.parameters)
+                                  : r.parameters);
+  d["current_score"] = r.score;
+  d["strategy_hash"] = r.strategy_hash;
+  d["discovery_symbol"] = r.discovery_symbol ? py::object(py::str(*r.discovery_symbol)) : py::none();
+  d["discovery_start_time"] = optional_time(r.discovery_start_us);
+  d["discovery_end_time"] = optional_time(r.discovery_end_us);
+  d["performance_metrics"] = r.performance_metrics ? to_python(*r.performance_metrics) : py::object(py::none());
+  d["message_format"] = r.message_format;
+  return d;
+}
+
+DecodeOptions decode_options(const std::string& message_format, const std::string& parameters_layout,
+                             const std::string& strategy_hash_scheme) {
+  DecodeOptions o;
+  o.format = parse_message_format(message_format);
+  o.parameters_layout = parse_parameters_layout(parameters_layout);
+  o.hash_scheme = parse_hash_scheme(strategy_hash_scheme);
+  return o;
 }
 
 py::dict to_python(const StoredStrategy& s) {

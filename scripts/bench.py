@@ -26,6 +26,8 @@ strategies, the rest new; a handful invalid) and measures, on the same messages:
             every 20 ms while it runs).
 
 Every rate counts all messages of the topic (valid or not). Writes one JSON file per run to bench-results/.
+--message_format=protobuf sends the valid messages as the discovery pipeline does (binary protobuf
+discovery.DiscoveredStrategy, no metrics) instead of JSON; the original design reads only JSON and is left out.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from strategy_consumer import samples
+from strategy_consumer.testing import to_protobuf
 from strategy_consumer.services import DevBroker, PostgresServer, find_binary, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,6 +61,7 @@ DLQ = "bench-dlq"
 PARTITION_BYTES = 4 * 1024 * 1024  # the dev broker keeps about 5 MiB per partition; stay below
 PARTITION_MESSAGES = 90_000         # ... and 100,000 messages
 SHORT_FETCH_WAIT_MS = 10
+MESSAGE_FORMAT = ["json"]  # --message_format: how valid messages are encoded
 LATENCY_WARMUP_SECONDS = 3.0
 
 TARGETS = {
@@ -137,6 +141,10 @@ def invalid_messages() -> list[bytes]:
     ]
 
 
+def encode(strategy: dict) -> bytes:
+    return to_protobuf(strategy) if MESSAGE_FORMAT[0] == "protobuf" else json.dumps(strategy).encode()
+
+
 def valid_messages(n: int, seed: int, rediscover_ratio: float) -> list[bytes]:
     """n messages of the discovery pipeline's shape (samples.sample_strategy), of which about rediscover_ratio
     re-send an earlier strategy (same symbol, type and parameters: same hash) with a new score, metrics and
@@ -153,7 +161,7 @@ def valid_messages(n: int, seed: int, rediscover_ratio: float) -> list[bytes]:
             old = rng.choice(earlier)
             again = samples.sample_strategy(rng, catalog, symbol=old["symbol"], strategy_type=old["strategy_type"])
             again["parameters"] = old["parameters"]
-            out.append(json.dumps(again).encode())
+            out.append(encode(again))
             continue
         for _attempt in range(100):
             s = samples.sample_strategy(rng, catalog)
@@ -165,7 +173,7 @@ def valid_messages(n: int, seed: int, rediscover_ratio: float) -> list[bytes]:
             earlier.append(s)
         else:
             earlier[rng.randrange(len(earlier))] = s
-        out.append(json.dumps(s).encode())
+        out.append(encode(s))
     return out
 
 
@@ -760,6 +768,8 @@ def main() -> int:
                     help="an extra strategy-consumer flag for every run of it (repeatable), e.g. "
                     "--consumer_arg=--kafka_property=fetch.wait.max.ms=50")
     ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--message_format", choices=("json", "protobuf"), default="json",
+                    help="how the valid messages are sent (default json; the invalid ones stay as they are)")
     ap.add_argument("--only", help=f"comma-separated subset of {','.join(PHASES)} (default: all)")
     ap.add_argument("--output_dir", default=str(ROOT / "bench-results"), help="where the JSON goes")
     args = ap.parse_args()
@@ -768,6 +778,9 @@ def main() -> int:
     phases = set(args.only.split(",")) if args.only else set(PHASES)
     if phases - set(PHASES):
         ap.error(f"--only: unknown phase(s) {','.join(sorted(phases - set(PHASES)))}")
+    MESSAGE_FORMAT[0] = args.message_format
+    if args.message_format == "protobuf":
+        phases.discard("original")  # the original design reads JSON only
     quick = args.quick
     n = args.messages or (5000 if quick else 500_000)
     memory_n = args.memory_messages or (5000 if quick else 1_000_000)
@@ -779,7 +792,8 @@ def main() -> int:
     d: dict = {}
 
     out_dir = Path(args.output_dir)
-    run_name = f"bench-{started.strftime('%Y%m%dT%H%M%SZ')}{'-quick' if quick else ''}"
+    fmt = '-protobuf' if args.message_format == 'protobuf' else ''
+    run_name = f"bench-{started.strftime('%Y%m%dT%H%M%SZ')}{fmt}{'-quick' if quick else ''}"
     with tempfile.TemporaryDirectory(prefix="strategy-consumer-bench-") as tmp:
         work = Path(tmp)
         try:
@@ -811,6 +825,7 @@ def main() -> int:
                        "partitions": partitions, "latency_partitions": latency_partitions,
                        "latency_rate": args.latency_rate, "latency_seconds": latency_seconds, "seed": args.seed,
                        "cpu_seconds": cpu_seconds, "consumer_args": args.consumer_arg,
+                       "message_format": args.message_format,
                        "message_bytes": {"min": sizes[0], "median": sizes[len(sizes) // 2], "max": sizes[-1]},
                        "invalid_messages": rows["invalid"]},
         "postgres": settings,

@@ -1,4 +1,8 @@
-"""scripts/demo: publish a realistic sample of discovered strategies, drain it with strategy-consumer, report."""
+"""scripts/demo: publish a realistic sample of discovered strategies, drain it with strategy-consumer, report.
+
+The sample mixes both wire formats: about half the strategies go as the discovery pipeline publishes them (binary
+protobuf discovery.DiscoveredStrategy, keyed by symbol; a quarter of those in the pre-2026 enum form), the rest
+as JSON."""
 
 from __future__ import annotations
 
@@ -13,6 +17,9 @@ import uuid
 from collections import Counter
 
 from strategy_consumer import samples
+from strategy_consumer.protobuf import decode_strategy
+from strategy_consumer.strategy_inspector import strategy_hash
+from strategy_consumer.testing import to_protobuf
 from strategy_consumer.services import DevBroker, PostgresServer, find_binary, produce, repo_root
 
 TOPIC = "discovered-strategies"
@@ -41,7 +48,26 @@ def invalid_messages() -> list:
                     "discovery_start_time": "2026-10-02T00:00:00Z", "discovery_end_time": "2026-09-01T00:00:00Z"}),
         json.dumps({"symbol": "", "strategy_type": "VWAP_CROSSOVER", "score": 0.7,
                     "parameters": {"vwapPeriod": 20, "movingAveragePeriod": 20}}),
+        # protobuf: truncated; an Any naming no parameter message; the name disagreeing with the parameters
+        _protobuf_demo()[:30],
+        _with_type_url(_protobuf_demo(), "type.googleapis.com/strategies.NoSuchParameters"),
+        _protobuf_demo(strategy_type="SMA_RSI"),
     ]
+
+
+def _with_type_url(data: bytes, type_url: str) -> bytes:
+    message = decode_strategy(data)
+    message.strategy.parameters.type_url = type_url
+    return message.SerializeToString()
+
+
+def _protobuf_demo(strategy_type: str = "MACD_CROSSOVER") -> bytes:
+    """A protobuf message with MACD parameters (named `strategy_type`, whatever parameters that type takes)."""
+    from strategy_consumer.protobuf import encode_strategy
+
+    return encode_strategy({"symbol": "BTC/USD", "strategy_type": strategy_type, "current_score": 0.8,
+                            "parameters": {"shortEmaPeriod": 12, "longEmaPeriod": 26, "signalPeriod": 9}},
+                           parameter_message="MacdCrossoverParameters")
 
 
 def rule_breakers() -> list:
@@ -51,6 +77,18 @@ def rule_breakers() -> list:
     inverted = samples.sample_strategy(random.Random(2), samples.load_catalog(), strategy_type="DOUBLE_EMA_CROSSOVER")
     inverted["parameters"].update(shortEmaPeriod=28, longEmaPeriod=12)
     return [perfect, inverted]
+
+
+def _symbol_key(value):
+    """The Kafka key the discovery pipeline sets: the symbol."""
+    if isinstance(value, dict):
+        return value.get("symbol", "").encode()
+    if isinstance(value, bytes) and not value.lstrip().startswith(b"{"):
+        try:
+            return decode_strategy(value).symbol.encode()
+        except Exception:  # the broken ones the demo sends on purpose
+            return None
+    return None
 
 
 def read_dead_letters(bootstrap: str, at_least: int, timeout: float = 15, quiet: float = 2) -> list[dict]:
@@ -90,13 +128,19 @@ def main() -> int:
         db = pg.create_database("tradestream")
         valid = list(samples.sample_stream(args.strategies, seed=args.seed, rediscover_ratio=0.12))
         bad = invalid_messages()
-        stream = valid[:]
+        # Every second strategy as protobuf (every eighth in the enum form), the others as JSON.
+        stream = [to_protobuf(s, enum=i % 8 == 1) if i % 2 else s for i, s in enumerate(valid)]
+        formats = Counter("protobuf" if isinstance(m, bytes) else "json" for m in stream)
+        hashes = {f: {strategy_hash(s["symbol"], s["strategy_type"], s["parameters"])
+                      for i, s in enumerate(valid) if (i % 2 == 1) == (f == "protobuf")} for f in formats}
         rng = random.Random(args.seed)
         for b in bad + rule_breakers():  # spread the bad ones through the stream
             stream.insert(rng.randrange(len(stream)), b)
         t0 = time.time()
-        produce(kafka.bootstrap, TOPIC, stream)
-        print(f"Published {len(stream)} messages to {TOPIC} at {kafka.bootstrap} "
+        produce(kafka.bootstrap, TOPIC, stream, key_of=_symbol_key)
+        print(f"Published {len(stream)} messages to {TOPIC} at {kafka.bootstrap}, keyed by symbol "
+              f"({formats['protobuf']} valid ones as protobuf DiscoveredStrategy, {len(valid) // 8} of them in the "
+              f"pre-2026 enum form; {formats['json']} as JSON) "
               f"({len(valid)} strategies incl. re-discoveries, {len(bad)} invalid, {len(stream) - len(valid) - len(bad)}"
               f" that break an analyst rule) in {time.time() - t0:.1f} s")
 
@@ -119,6 +163,10 @@ def main() -> int:
         cur.execute("SELECT count(*), count(*) FILTER (WHERE updated_at > created_at) FROM strategies")
         total, updated = cur.fetchone()
         print(f"\n{total} strategies stored; {updated} of them re-discovered and updated")
+        cur.execute("SELECT strategy_hash FROM strategies")
+        stored = {r[0] for r in cur.fetchall()}
+        table("Both formats landed", ["format", "strategies sent", "stored"],
+              [(f, len(h), len(h & stored)) for f, h in sorted(hashes.items())])
         cur.execute("SELECT symbol, count(*), round(avg(current_score)::numeric, 3), round(max(current_score)::numeric, 3)"
                     " FROM strategies GROUP BY symbol ORDER BY count(*) DESC")
         table("Per symbol", ["symbol", "strategies", "avg score", "best score"], cur.fetchall())
@@ -144,7 +192,8 @@ def main() -> int:
             shown[letter["stage"]] += 1
             if not letter["stage"].startswith("rule:") or shown[letter["stage"]] <= 2:
                 print(f"  {letter['source_topic']}[{letter['source_partition']}]@{letter['source_offset']}"
-                      f" stage={letter['stage']}: {letter['error'][:110]}")
+                      f" stage={letter['stage']} format={letter.get('message_format', '?')}:"
+                      f" {letter['error'][:100]}")
         for stage, n in sorted(shown.items()):
             if stage.startswith("rule:") and n > 2:
                 print(f"  ... and {n - 2} more at stage {stage}")

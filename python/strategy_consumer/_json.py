@@ -1,4 +1,4 @@
-"""JSON text for the core: dicts as the pipeline would receive them, strings passed through."""
+"""Messages for the core: dicts as the JSON the pipeline would receive, text and bytes passed through."""
 
 from __future__ import annotations
 
@@ -21,10 +21,11 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def to_json(value: Any) -> str:
-    """A dict (or list) as JSON text; a str or bytes is taken as JSON text already."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="surrogateescape")
+def to_json(value: Any) -> Union[str, bytes]:
+    """A dict (or list) as JSON text; a str is taken as JSON text already, bytes (JSON or protobuf
+    DiscoveredStrategy, as they come from Kafka) are passed on unchanged."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
     if isinstance(value, str):
         return value
     # allow_nan: NaN and Infinity are written as such and then refused by the core, with a reason.

@@ -40,7 +40,9 @@ class PostgresClient:
                  port: Optional[int] = None, database: Optional[str] = None, user: Optional[str] = None,
                  password: Optional[str] = None, min_connections: Optional[int] = None,
                  max_connections: Optional[int] = None, username: Optional[str] = None,
-                 catalog: Optional[str] = None, allow_unknown_strategy_types: bool = False, migrate: bool = True):
+                 catalog: Optional[str] = None, allow_unknown_strategy_types: bool = False, migrate: bool = True,
+                 message_format: str = "auto", parameters_layout: str = "named",
+                 strategy_hash_scheme: str = "canonical"):
         keywords = dict(host=host, port=port, database=database, user=user or username, password=password,
                         min_connections=min_connections, max_connections=max_connections)
         if isinstance(dsn, Mapping):
@@ -56,13 +58,15 @@ class PostgresClient:
             if value is not None:
                 setattr(config, key, int(value) if key in ("port", "min_connections", "max_connections") else value)
         self.config = config
-        self._core = _core.PostgresClient(config, str(catalog or ""), allow_unknown_strategy_types, migrate)
+        self._core = _core.PostgresClient(config, str(catalog or ""), allow_unknown_strategy_types, migrate,
+                                          message_format, parameters_layout, strategy_hash_scheme)
 
     def __repr__(self) -> str:
         return f"PostgresClient({self.config.describe()})"
 
     def bulk_insert_strategies(self, strategies: Iterable[Strategy]) -> BulkInsertResult:
-        """Validates and stores strategies (dicts or JSON text) in one transaction, as the service would.
+        """Validates and stores strategies (dicts, JSON text, or protobuf DiscoveredStrategy bytes) in one
+        transaction, as the service would.
 
         Refused ones are in ``failures`` with their reasons; a strategy seen before is updated."""
         result = self._core.bulk_insert([to_json(s) for s in strategies])

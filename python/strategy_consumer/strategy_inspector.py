@@ -32,7 +32,9 @@ def strategy_hash(symbol: str, strategy_type: str, parameters: Union[dict, str])
 class StrategyInspector:
     """Validates and analyses strategies exactly as the service does.
 
-    Every method takes a strategy as a dict or as JSON text (str or bytes).
+    Every method takes a strategy as a dict, as JSON text (str or bytes), or as the protobuf bytes of a
+    ``discovery.DiscoveredStrategy`` (``strategy_consumer.protobuf.encode_strategy``). ``message_format``,
+    ``parameters_layout`` and ``strategy_hash_scheme`` are the service's flags of the same names.
 
     ``rules``: analyst rules (strategy_consumer.rules) run after the catalog's validation, in this interpreter,
     through the same engine and evaluation as the service: a path, a module name, or a list of paths, module
@@ -45,8 +47,10 @@ class StrategyInspector:
     """
 
     def __init__(self, catalog: Optional[str] = None, *, allow_unknown_strategy_types: bool = False,
-                 rules: Optional[RuleSources] = None):
-        self._core = _core.StrategyInspector(str(catalog or ""), allow_unknown_strategy_types)
+                 rules: Optional[RuleSources] = None, message_format: str = "auto",
+                 parameters_layout: str = "named", strategy_hash_scheme: str = "canonical"):
+        self._core = _core.StrategyInspector(str(catalog or ""), allow_unknown_strategy_types, message_format,
+                                             parameters_layout, strategy_hash_scheme)
         sources = rule_sources(rules)
         # Outcomes are returned, not logged: a notebook checks thousands of strategies one by one.
         self._rules = _core.RuleEngine(sources, log_outcomes=False) if sources else None
@@ -62,6 +66,11 @@ class StrategyInspector:
         is "" (stored), "decode", "validate" or "rule:<name>"; rule_warnings are ``[{rule, message}]``."""
         stage, reasons, hash_, warnings = self._core.inspect(to_json(strategy), self._rules)
         return {"stage": stage, "reasons": reasons, "strategy_hash": hash_, "rule_warnings": warnings}
+
+    def decode(self, strategy: Strategy) -> dict:
+        """The message decoded and validated (without rules): ``{stage, reasons, message_format, record}``;
+        ``record`` is the row as it would be stored (None when decoding failed)."""
+        return self._core.decode(to_json(strategy))
 
     @property
     def rules(self) -> list[str]:

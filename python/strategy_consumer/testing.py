@@ -16,8 +16,8 @@ from . import samples
 from .services import DevBroker, PostgresServer, find_binary, free_port, produce
 from .strategy_inspector import strategy_hash
 
-__all__ = ["create_test_strategy", "create_test_strategies", "PostgresServer", "DevBroker", "produce",
-           "find_binary", "free_port"]
+__all__ = ["create_test_strategy", "create_test_strategies", "create_test_protobuf", "create_test_protobufs",
+           "to_protobuf", "PostgresServer", "DevBroker", "produce", "find_binary", "free_port"]
 
 
 def create_test_strategy(**overrides: Any) -> dict:
@@ -51,3 +51,23 @@ def create_test_strategies(n: int, seed: int = 0) -> list[dict]:
             seen.add(h)
             out.append(s)
     return out
+
+
+def to_protobuf(strategy: dict, *, enum: bool = False) -> bytes:
+    """A strategy dict as the discovery pipeline publishes it (binary ``discovery.DiscoveredStrategy``; the enum
+    form of messages before 2026-01 with ``enum=True``). Works for any catalog type; performance metrics and
+    other fields the message has no place for are dropped."""
+    from .protobuf import encode_strategy
+
+    return encode_strategy(strategy, enum=enum)
+
+
+def create_test_protobuf(*, enum: bool = False, **overrides: Any) -> bytes:
+    """create_test_strategy(**overrides) as protobuf bytes."""
+    return to_protobuf(create_test_strategy(**overrides), enum=enum)
+
+
+def create_test_protobufs(n: int, seed: int = 0, enum_every: int = 0) -> list[bytes]:
+    """create_test_strategies(n, seed) as protobuf bytes; every ``enum_every``-th one (0: none) in the enum form."""
+    return [to_protobuf(s, enum=bool(enum_every) and i % enum_every == 0)
+            for i, s in enumerate(create_test_strategies(n, seed))]

@@ -41,7 +41,8 @@ std::string timestamp_text(std::int64_t now) { return format_timestamp_us(now).r
 
 std::string encode_dead_letter(const DeadLetter& letter, std::int64_t now, std::size_t max_bytes) {
   json j;
-  const bool utf8 = is_valid_utf8(letter.original_message);
+  // Bytes read as protobuf are binary whatever they happen to look like: always base64.
+  const bool utf8 = letter.message_format != "protobuf" && is_valid_utf8(letter.original_message);
   j["original_message"] = utf8 ? letter.original_message : base64(letter.original_message);
   if (!utf8) j["original_message_encoding"] = "base64";
   const Reasons reasons = bounded_reasons(letter.reasons);
@@ -52,6 +53,7 @@ std::string encode_dead_letter(const DeadLetter& letter, std::int64_t now, std::
   j["source_topic"] = letter.source.topic;
   j["source_partition"] = letter.source.partition;
   j["source_offset"] = letter.source.offset;
+  if (!letter.message_format.empty()) j["message_format"] = letter.message_format;
   std::string out = dump(j);
   if (out.size() <= max_bytes) return out;
 
@@ -105,6 +107,7 @@ std::string encode_minimal_dead_letter(const DeadLetter& letter, std::string_vie
   j["source_offset"] = letter.source.offset;
   j["original_message_bytes"] = original_bytes == std::string::npos ? letter.original_message.size() : original_bytes;
   j["original_message_omitted"] = true;
+  if (!letter.message_format.empty()) j["message_format"] = letter.message_format;
   j["refused"] = truncate_text(refusal, 300);
   return dump(j);
 }

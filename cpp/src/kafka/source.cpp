@@ -38,6 +38,14 @@ struct KafkaSource::Impl {
     return (r == "latest" || r == "largest" || r == "end") ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
   }
 
+  // On assignment, a partition with no row in our offsets table starts where the group last committed in Kafka
+  // (the service this one replaces committed there; librdkafka falls back to auto.offset.reset when the group
+  // has no commit); from its first batch on, the offsets table decides.
+  std::int64_t assigned_offset(const std::map<std::int32_t, std::int64_t>& stored, std::int32_t partition) const {
+    if (auto it = stored.find(partition); it != stored.end()) return it->second;
+    return RD_KAFKA_OFFSET_STORED;
+  }
+
   void on_assign(rd_kafka_topic_partition_list_t* parts) {
     std::map<std::string, std::vector<std::int32_t>> by_topic;
     for (int i = 0; i < parts->cnt; ++i) by_topic[parts->elems[i].topic].push_back(parts->elems[i].partition);
@@ -45,12 +53,12 @@ struct KafkaSource::Impl {
     for (const auto& [topic, partitions] : by_topic) stored[topic] = listener.on_assigned(topic, partitions);
     for (int i = 0; i < parts->cnt; ++i) {
       auto& e = parts->elems[i];
-      e.offset = start_offset(stored[e.topic], e.partition);
+      e.offset = assigned_offset(stored[e.topic], e.partition);
       assigned.insert({e.topic, e.partition});
       at_end.erase({e.topic, e.partition});
       spdlog::info("assigned {}[{}], starting at {}", e.topic, e.partition,
                    e.offset >= 0 ? std::to_string(e.offset)
-                                 : std::string(e.offset == RD_KAFKA_OFFSET_END ? "the end" : "the beginning"));
+                                 : "the group's committed Kafka offset (else " + config.auto_offset_reset + ")");
     }
   }
 

@@ -4,6 +4,7 @@
 
 #include <openssl/evp.h>
 
+#include "strategy_consumer/message/catalog.hpp"
 #include "strategy_consumer/message/json_writer.hpp"
 
 namespace strategy_consumer {
@@ -70,7 +71,7 @@ std::string canonical_strategy_hash(std::string_view symbol, std::string_view st
   text += "{\"parameters\":";
   append_json(text, parameters, JsonNumbers::canonical);
   text += ",\"strategy_type\":";
-  append_json_string(text, strategy_type);
+  append_json_string(text, catalog_spelling(strategy_type));
   text += ",\"symbol\":";
   append_json_string(text, symbol);
   text += '}';

@@ -117,8 +117,14 @@ void Catalog::merge(const Catalog& other) {
   for (const auto& [name, type] : other.types_) types_[name] = type;
 }
 
+std::string_view catalog_spelling(std::string_view strategy_type) {
+  // The discovery pipeline and its enum spell it BBAND_W_R; the YAML definitions BBAND_WILLIAMS_R.
+  return strategy_type == "BBAND_W_R" ? std::string_view("BBAND_WILLIAMS_R") : strategy_type;
+}
+
 const StrategyTypeSpec* Catalog::find(std::string_view strategy_type) const {
   auto it = types_.find(strategy_type);
+  if (it == types_.end()) it = types_.find(catalog_spelling(strategy_type));
   return it == types_.end() ? nullptr : &it->second;
 }
 

@@ -195,7 +195,7 @@ class FastDecoder {
   FastDecoder(std::string_view text, std::size_t max_depth)
       : p_(text.data()), end_(text.data() + text.size()), max_depth_(std::min(max_depth, kMaxDepth)) {}
 
-  bool decode(StrategyRecord& r) {
+  bool decode(StrategyRecord& r, bool& hash_given) {
     if (max_depth_ < 2 || !peek('{')) return false;  // parameters must be able to open at level 2
     ++p_;
     enum Field : unsigned {
@@ -270,6 +270,7 @@ class FastDecoder {
       r.discovery_end_us = parse_rfc3339_us(end_text);
       if (!r.discovery_end_us) return false;
     }
+    hash_given = (present & kHash) != 0;
     if (present & kHash) {
       if (r.strategy_hash.empty() || r.strategy_hash.size() > 256) return false;
     } else {
@@ -533,6 +534,7 @@ Decoded decode_strategy_dom(std::string_view payload, const DecodeOptions& optio
   r.strategy_type = std::move(*type);
   r.parameters = std::move(*parameters);
   r.score = current_score ? *current_score : *score;
+  out.hash_given = hash.has_value();
   r.strategy_hash = hash ? std::move(*hash) : canonical_strategy_hash(r.symbol, r.strategy_type, r.parameters);
   return out;
 }
@@ -540,7 +542,7 @@ Decoded decode_strategy_dom(std::string_view payload, const DecodeOptions& optio
 Decoded decode_strategy(std::string_view payload, const DecodeOptions& options) {
   if (!payload.empty() && payload.size() <= options.max_message_bytes) {
     Decoded out;
-    if (FastDecoder(payload, options.max_depth).decode(out.record)) return out;
+    if (FastDecoder(payload, options.max_depth).decode(out.record, out.hash_given)) return out;
   }
   return decode_strategy_dom(payload, options);
 }

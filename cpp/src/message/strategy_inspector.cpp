@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "strategy_consumer/message/tradestream_compat.hpp"
 #include "strategy_consumer/postgres/copy_encoder.hpp"
 #include "strategy_consumer/model/timestamp.hpp"
 
@@ -85,7 +86,8 @@ StrategyInspector::StrategyInspector(std::shared_ptr<const Catalog> catalog, Val
 
 Inspection StrategyInspector::inspect(std::string_view message, std::int64_t now) const {
   Inspection out;
-  Decoded decoded = decode_strategy(message, decode_options_);
+  Decoded decoded = decode_message(message, decode_options_, &validator_.catalog());
+  out.message_format = decoded.format;
   if (!decoded.ok()) {
     out.stage = "decode";
     out.reasons = bounded_reasons(std::move(decoded.reasons));
@@ -93,6 +95,9 @@ Inspection StrategyInspector::inspect(std::string_view message, std::int64_t now
   }
   out.record = std::move(decoded.record);
   out.reasons = validator_.validate(out.record, now);
+  if (out.reasons.empty()) {
+    out.reasons = apply_hash_and_layout(out.record, decoded.hash_given, validator_.catalog(), decode_options_);
+  }
   if (!out.reasons.empty()) out.stage = "validate";
   return out;
 }
@@ -131,7 +136,7 @@ Reasons StrategyInspector::validate_parameters(const json& parameters,
 }
 
 json StrategyInspector::extract_performance_metrics(std::string_view message) const {
-  Decoded decoded = decode_strategy(message, decode_options_);
+  Decoded decoded = decode_message(message, decode_options_, &validator_.catalog());
   json out = json::object();
   for (const char* name : kStandardMetrics) out[name] = nullptr;
   if (!decoded.ok() || !decoded.record.performance_metrics) return out;

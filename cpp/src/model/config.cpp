@@ -121,6 +121,12 @@ void ProcessingConfig::validate() const {
   require(writer_connections >= 1 && writer_connections <= 16, "--writer_connections: must be between 1 and 16");
   require(max_message_bytes >= 1024 && max_message_bytes <= (256u << 20),
           "--max_message_bytes: must be between 1024 and 268435456");
+  require(one_of(message_format, {"auto", "json", "protobuf"}),
+          "--message_format: must be auto, json or protobuf, not '" + message_format + "'");
+  require(one_of(parameters_layout, {"named", "tradestream"}),
+          "--parameters_layout: must be named or tradestream, not '" + parameters_layout + "'");
+  require(one_of(strategy_hash_scheme, {"canonical", "tradestream"}),
+          "--strategy_hash_scheme: must be canonical or tradestream, not '" + strategy_hash_scheme + "'");
 }
 
 void Config::validate() const {
@@ -241,6 +247,15 @@ CommandLine parse_command_line(const std::vector<std::string>& args, const Envir
       ->group(proc)->check(CLI::ExistingFile);
   app.add_flag("--allow_unknown_strategy_types", c.processing.allow_unknown_strategy_types,
                "Store strategy types the catalog does not know (their parameters are not checked)")->group(proc);
+  app.add_option("--message_format", c.processing.message_format,
+                 "auto: JSON when the first non-blank byte is `{`, else protobuf discovery.DiscoveredStrategy; "
+                 "json; protobuf")->group(proc);
+  app.add_option("--parameters_layout", c.processing.parameters_layout,
+                 "named: parameters as named values; tradestream: as the old service wrote them (protobuf_type, "
+                 "protobuf_data, raw_parameters) plus the named values under \"named\"")->group(proc);
+  app.add_option("--strategy_hash_scheme", c.processing.strategy_hash_scheme,
+                 "canonical: SHA-256 of symbol, type and parameters; tradestream: the old service's SHA-256 of "
+                 "the serialized Any (README: what it gets wrong)")->group(proc);
   app.add_option("--rules", c.processing.rules,
                  "Analyst rules in Python: a .py file, a directory of them or a module name (repeatable; README)")
       ->group(proc)->type_name("PATH_OR_MODULE");

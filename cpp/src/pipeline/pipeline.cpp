@@ -14,7 +14,7 @@
 #include <thread>
 
 #include "strategy_consumer/pipeline/batch.hpp"
-#include "strategy_consumer/message/json_decoder.hpp"
+#include "strategy_consumer/message/decoding.hpp"
 #include "strategy_consumer/kafka/dead_letters.hpp"
 #include "strategy_consumer/model/errors.hpp"
 #include "strategy_consumer/kafka/source.hpp"
@@ -135,7 +135,10 @@ struct Pipeline::Impl : RebalanceListener {
         observer(o ? o : &kNoObserver),
         inspector(Catalog::with_overrides(config.processing.strategy_catalog),
                   ValidatorOptions{.allow_unknown_strategy_types = config.processing.allow_unknown_strategy_types},
-                  DecodeOptions{.max_message_bytes = config.processing.max_message_bytes}),
+                  DecodeOptions{.max_message_bytes = config.processing.max_message_bytes,
+                                .format = parse_message_format(config.processing.message_format),
+                                .parameters_layout = parse_parameters_layout(config.processing.parameters_layout),
+                                .hash_scheme = parse_hash_scheme(config.processing.strategy_hash_scheme)}),
         sink(config.postgres, config.kafka.group_id) {
     batch_policy.max_messages = static_cast<std::size_t>(config.processing.batch_size);
     batch_policy.max_age = seconds_to_ms(config.processing.batch_timeout_seconds);
@@ -316,7 +319,7 @@ struct Pipeline::Impl : RebalanceListener {
 
   // Any thread: `work` is the consumer thread's open batch, or a batch its writer owns.
   void dead_letter(Work& work, const std::string& payload, const std::string& stage, Reasons reasons,
-                   const SourcePosition& source_position) {
+                   const SourcePosition& source_position, const char* message_format = "") {
     const auto key = std::make_pair(TopicPartition{source_position.topic, source_position.partition},
                                     source_position.offset);
     if (!work.letters.stage_of.emplace(key, stage).second) return;  // already sent (a retried write)
@@ -325,7 +328,7 @@ struct Pipeline::Impl : RebalanceListener {
     LogScope log_scope(std::move(fields));
     spdlog::warn("dead-lettering {}[{}]@{} at stage {}: {}", source_position.topic, source_position.partition,
                  source_position.offset, stage, reasons_to_text(reasons));
-    work.letters.last_seq = dlq->send(DeadLetter{payload, stage, std::move(reasons), source_position});
+    work.letters.last_seq = dlq->send(DeadLetter{payload, stage, std::move(reasons), source_position, message_format});
   }
 
   void process(KafkaMessage&& message) {
@@ -342,7 +345,8 @@ struct Pipeline::Impl : RebalanceListener {
       if (!inspection.record.strategy_hash.empty()) {
         hash_scope.emplace(LogFields{{"strategy_hash", inspection.record.strategy_hash}});
       }
-      dead_letter(open, message.payload, inspection.stage, std::move(inspection.reasons), message.source);
+      dead_letter(open, message.payload, inspection.stage, std::move(inspection.reasons), message.source,
+                  inspection.message_format);
       open.batch.skip(message.source);
     }
   }
@@ -379,7 +383,8 @@ struct Pipeline::Impl : RebalanceListener {
     for (std::size_t i = 0; i < entries.size() && i < outcomes.size(); ++i) {
       if (!outcomes[i].rejected()) continue;
       const std::string stage = outcomes[i].stage();
-      dead_letter(work, entries[i].payload, stage, std::move(outcomes[i].rejections), entries[i].source);
+      dead_letter(work, entries[i].payload, stage, std::move(outcomes[i].rejections), entries[i].source,
+                  entries[i].record.message_format);
       refused[i] = true;
     }
     return refused;
@@ -402,7 +407,7 @@ struct Pipeline::Impl : RebalanceListener {
         LogScope hash_scope({{"strategy_hash", e.record.strategy_hash}});
         dead_letter(work, e.payload, "database",
                     {{"database." + r.sqlstate, "", truncate_for_reason(e.record.strategy_hash), r.message}},
-                    e.source);
+                    e.source, e.record.message_format);
       }
       flush_letters(work.letters);
     };

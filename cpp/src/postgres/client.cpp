@@ -21,8 +21,10 @@ class PostgresClient::Lease {
 };
 
 PostgresClient::PostgresClient(PostgresConfig config, std::shared_ptr<const Catalog> catalog,
-                               ValidatorOptions validator_options, bool migrate)
-    : config_(std::move(config)), inspector_(std::move(catalog), validator_options), migrate_(migrate) {
+                               ValidatorOptions validator_options, bool migrate, DecodeOptions decode_options)
+    : config_(std::move(config)),
+      inspector_(std::move(catalog), validator_options, decode_options),
+      migrate_(migrate) {
   if (config_.min_connections < 0 || config_.max_connections < 1 ||
       config_.min_connections > config_.max_connections) {
     throw ConfigError("min_connections must be between 0 and max_connections, and max_connections at least 1");

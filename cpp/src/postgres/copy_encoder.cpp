@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "strategy_consumer/message/json_writer.hpp"
+#include "strategy_consumer/message/tradestream_compat.hpp"
 #include "strategy_consumer/model/timestamp.hpp"
 
 namespace strategy_consumer {
@@ -76,7 +77,11 @@ void encode_copy_row(std::string& out, const StrategyRecord& r) {
   out += '\t';
   append_copy_field(out, r.strategy_type);
   out += '\t';
-  append_json_field(out, r.parameters);
+  if (r.parameters_layout == ParametersLayout::tradestream && r.parameters_any) {
+    append_json_field(out, tradestream_parameters(*r.parameters_any, r.parameters));
+  } else {
+    append_json_field(out, r.parameters);
+  }
   out += '\t';
   append_double(out, r.score);
   out += '\t';

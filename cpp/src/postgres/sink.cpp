@@ -12,6 +12,7 @@
 #include "strategy_consumer/postgres/copy_encoder.hpp"
 #include "strategy_consumer/model/errors.hpp"
 #include "strategy_consumer/postgres/migrations.hpp"
+#include "strategy_consumer/postgres/strategy_specs.hpp"
 
 namespace strategy_consumer {
 namespace {
@@ -140,6 +141,8 @@ std::string PostgresConfig::describe() const {
 
 struct PostgresSink::Impl {
   std::unique_ptr<pqxx::connection> conn;
+  explicit Impl(const std::string& database) : specs(database) {}
+  StrategySpecs specs;  // the old service's strategy_specs rows, where that table exists
   // The last write_batch whose COMMIT had an unknown outcome: its offsets and the result it would have had.
   struct InDoubt {
     std::vector<PartitionOffset> offsets;
@@ -161,6 +164,7 @@ struct PostgresSink::Impl {
     std::lock_guard lock(socket_mutex);
     socket = -1;
     conn.reset();
+    specs.reset();
   }
 
   // Turns what libpqxx threw into our DatabaseError; a broken connection is dropped so the next call reconnects.
@@ -240,7 +244,9 @@ struct PostgresSink::Impl {
 };
 
 PostgresSink::PostgresSink(PostgresConfig config, std::string group_id)
-    : config_(std::move(config)), group_id_(std::move(group_id)), impl_(std::make_unique<Impl>()) {}
+    : config_(std::move(config)),
+      group_id_(std::move(group_id)),
+      impl_(std::make_unique<Impl>(config_.describe())) {}
 
 PostgresSink::~PostgresSink() = default;
 
@@ -374,6 +380,9 @@ WriteResult PostgresSink::write_batch(const std::vector<const StrategyRecord*>& 
     std::vector<std::size_t> all(records.size());
     for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
     impl_->write_range(txn, records, all, result);
+    std::vector<std::size_t> refused;
+    for (const auto& r : result.rejected) refused.push_back(r.index);
+    const auto spec_names = impl_->specs.insert_new(txn, records, refused);
     if (!result.rejected.empty() && before_commit) before_commit(result.rejected);
     try {
       txn.commit();
@@ -381,6 +390,7 @@ WriteResult PostgresSink::write_batch(const std::vector<const StrategyRecord*>& 
       impl_->in_doubt = Impl::InDoubt{offsets, result};  // the next attempt finds out
       throw;
     }
+    impl_->specs.committed(spec_names);
   } catch (...) {
     impl_->rethrow("write batch");
   }

@@ -123,6 +123,21 @@ TEST(ParseCommandLine, Defaults) {
   EXPECT_EQ(c.verbosity, 0);
 }
 
+TEST(ParseCommandLine, MessageFormatAndCompatibilityFlags) {
+  Config d = parse({});
+  EXPECT_EQ(d.processing.message_format, "auto");
+  EXPECT_EQ(d.processing.parameters_layout, "named");
+  EXPECT_EQ(d.processing.strategy_hash_scheme, "canonical");
+  Config c = parse({"--message_format=protobuf", "--parameters_layout", "tradestream",
+                    "--strategy_hash_scheme=tradestream"});
+  EXPECT_EQ(c.processing.message_format, "protobuf");
+  EXPECT_EQ(c.processing.parameters_layout, "tradestream");
+  EXPECT_EQ(c.processing.strategy_hash_scheme, "tradestream");
+  EXPECT_NE(config_error({"--message_format=xml"}).find("--message_format"), std::string::npos);
+  EXPECT_NE(config_error({"--parameters_layout=flat"}).find("--parameters_layout"), std::string::npos);
+  EXPECT_NE(config_error({"--strategy_hash_scheme=md5"}).find("--strategy_hash_scheme"), std::string::npos);
+}
+
 TEST(ParseCommandLine, EnvironmentUsedWhenFlagAbsent) {
   for (const auto& f : fields()) {
     if (std::string(f.env).empty()) continue;

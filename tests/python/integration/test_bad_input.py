@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from strategy_consumer import protobuf as pb
 from strategy_consumer import samples
 
 GOOD = {"symbol": "BTC/USD", "strategy_type": "MACD_CROSSOVER",
@@ -31,9 +32,42 @@ def metrics(**changes) -> str:
     return with_(performance_metrics={**GOOD["performance_metrics"], **changes})
 
 
+def proto(change=None, **fields) -> bytes:
+    """GOOD as the discovery pipeline's protobuf, with `change(message)` applied."""
+    message = pb.decode_strategy(pb.encode_strategy(GOOD, **fields))
+    if change:
+        change(message)
+    return message.SerializeToString()
+
+
+def _set(path: str, value):
+    def change(message):
+        *parents, name = path.split(".")
+        target = message
+        for p in parents:
+            target = getattr(target, p)
+        setattr(target, name, value)
+    return change
+
+
+PROTO_BAD = [
+    (proto()[:-7], "protobuf.truncated"),
+    (pb.parameters_message("MacdCrossoverParameters", GOOD["parameters"]).SerializeToString(),
+     "protobuf.message_type"),
+    (proto(_set("strategy.parameters.type_url", "type.googleapis.com/strategies.NoSuchParameters")),
+     "protobuf.any_type"),
+    (proto(_set("strategy.parameters.value", b"\x08\xff\xff")), "protobuf.any_value"),
+    (proto(_set("strategy.strategy_name", "SMA_RSI")), "protobuf.type_mismatch"),
+    (proto(_set("strategy.type", pb.strategy_type_number("SMA_RSI"))), "protobuf.enum_name_mismatch"),
+    (proto(_set("strategy.type", 999), enum=True), "protobuf.enum_unknown"),
+    (proto(_set("end_time.seconds", 253402300800)), "protobuf.timestamp"),
+    (proto(_set("start_time.nanos", 1_000_000_000)), "protobuf.timestamp"),
+    (proto(_set("score", float("nan"))), "protobuf.score"),
+]
+
 BAD = [  # (payload, the rule the dead letter must name)
     (b"", "format.empty"),
-    (b"\xff\xfe{\"symbol\": 1}", "format.json"),
+    (b"\xff\xfe{\"symbol\": 1}", "format.unrecognized"),  # not `{` first: neither JSON nor protobuf
     (with_()[:40], "format.json"),
     (b"[1, 2, 3]", "format.object"),
     (b'"just a string"', "format.object"),
@@ -63,6 +97,7 @@ BAD = [  # (payload, the rule the dead letter must name)
     (with_(discovery_start_time="2024-03-01T00:00:00Z"), "metadata.discovery_window"),
     (with_(discovery_end_time="2999-01-01T00:00:00Z"), "metadata.discovery_future"),
     (with_(discovery_start_time="yesterday"), "format.timestamp"),
+    *PROTO_BAD,
 ]
 
 
@@ -95,8 +130,10 @@ def test_each_bad_message_is_dead_lettered_with_its_reason_and_the_good_ones_lan
         assert rule in rules, (offset, rule, letter["error"])
         assert letter["stage"] in ("decode", "validate")
         assert headers["dlq.stage"] == letter["stage"] and headers["dlq.source.offset"] == str(offset)
-        stage_of_rule = "decode" if rule.startswith("format.") else "validate"
+        stage_of_rule = "decode" if rule.startswith(("format.", "protobuf.")) else "validate"
         assert letter["stage"] == stage_of_rule, (rule, letter["stage"])
+        if rule.startswith("protobuf."):
+            assert letter["message_format"] == "protobuf" and letter["original_message_encoding"] == "base64"
 
     big, _ = by_position[(1, 0)]
     assert big["reasons"][0]["rule"] == "format.size"
@@ -105,6 +142,14 @@ def test_each_bad_message_is_dead_lettered_with_its_reason_and_the_good_ones_lan
     assert big["original_message"].startswith('{"symbol": "BTC/USD"')
 
     assert env.stored_offsets() == {0: len(stream), 1: 1}
+
+
+def test_good_protobuf_with_unknown_fields_lands(env):
+    """Unknown fields are ignored (compatible), at every level."""
+    data = pb.encode_strategy(GOOD) + bytes([0x48, 0x07])  # field 9, varint
+    env.produce([data], partition=0)
+    env.drain()
+    assert env.query("SELECT strategy_type, parameters FROM strategies") == [("MACD_CROSSOVER", GOOD["parameters"])]
 
 
 def test_all_reasons_of_one_message_are_reported(env):

@@ -68,3 +68,20 @@ def test_limit_runs_the_sinks_own_sql():
     assert _cpp_string_constant(source, "kUpsert") == bench.UPSERT, "update UPSERT in scripts/bench.py"
     assert _cpp_string_constant(source, "kCreateStaging") == bench.STAGING_DDL, \
         "update STAGING_DDL in scripts/bench.py"
+
+
+def test_quick_run_with_protobuf_input(tmp_path):
+    """The CPU path and the drain also for the discovery pipeline's protobuf messages."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"), PYTHONDONTWRITEBYTECODE="1")
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--only=cpu,consumer",
+                             "--message_format=protobuf", f"--output_dir={tmp_path}"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=540)
+    assert result.returncode == 0, result.stderr[-4000:]
+    files = list(tmp_path.glob("bench-*-protobuf-quick.json"))
+    assert len(files) == 1, files
+    report = json.loads(files[0].read_text())
+    assert report["parameters"]["message_format"] == "protobuf"
+    assert {"cpu_path_messages_per_second", "consumer_messages_per_second"} <= set(report["figures"])
+    details = report["details"]
+    assert details["consumer"]["stored"] == details["rows"]["distinct_strategies"] > 0
+    assert details["cpu"]["valid"] > 0 and details["cpu"]["decode_us_per_message"] > 0

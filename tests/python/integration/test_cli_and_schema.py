@@ -24,6 +24,9 @@ def run(*args, env=None, timeout=60):
     (["--kafka_topic=bad topic!"], "--kafka_topic"),
     (["--no_such_flag=1"], "--no_such_flag"),
     (["--kafka_property=novalue"], "--kafka_property"),
+    (["--message_format=xml"], "--message_format"),
+    (["--parameters_layout=flat"], "--parameters_layout"),
+    (["--strategy_hash_scheme=md5"], "--strategy_hash_scheme"),
     (["--kafka_property=no.such.librdkafka.setting=1", "--kafka_bootstrap_servers=127.0.0.1:1",
       "--postgres_port=1"], "no.such.librdkafka.setting"),
 ])
@@ -47,7 +50,8 @@ def test_help_lists_flags_with_defaults_and_hides_the_password():
                  "--postgres_host", "--postgres_port", "--postgres_database", "--postgres_username",
                  "--postgres_password", "--batch_size", "--batch_timeout_seconds", "--max_retries",
                  "--poll_timeout_ms", "--idle_timeout_seconds", "--max_processing_time_seconds",
-                 "--postgres_min_connections", "--postgres_max_connections", "--verbosity", "--kafka_property"]:
+                 "--postgres_min_connections", "--postgres_max_connections", "--verbosity", "--kafka_property",
+                 "--message_format", "--parameters_layout", "--strategy_hash_scheme"]:
         assert flag in r.stdout, flag
     assert "discovered-strategies" in r.stdout and "strategy-consumer" in r.stdout and "1000" in r.stdout
     assert SECRET not in r.stdout + r.stderr

@@ -473,8 +473,11 @@ def test_brokers_gone_drain_gives_up_without_committing_past_its_data(pg, own_ka
     consumers = []
     try:
         layout = produce_spread(env, distinct_strategies(20_000, "kafkagone", seed=5))
+        # A small prefetch queue (1 MiB, some 2,000 messages): the brokers go down with most of the topic unread,
+        # however fast the first fetches were.
         drain = Consumer(env.flags("--idle_timeout_seconds=1", "--batch_size=50", "--max_retries=1",
-                                   "--kafka_property=statistics.interval.ms=1000"), "kafka-gone")
+                                   "--kafka_property=statistics.interval.ms=1000",
+                                   "--kafka_property=queued.max.messages.kbytes=1024"), "kafka-gone")
         consumers.append(drain)
         drain.wait_for(lambda c: c.batches() >= 1, 120, "its first committed batch")
         own_kafka.command("down-all")

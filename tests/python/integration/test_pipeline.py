@@ -171,7 +171,9 @@ def test_undecodable_message_is_dead_lettered_and_neighbours_land(env):
     assert letter["source_topic"] == env.topic and letter["source_partition"] == 2
     assert letter["source_offset"] == 5 and letter["stage"] == "decode"
     assert letter["original_message_encoding"] == "base64"
-    assert "format.json" in letter["error"] and letter["reasons"][0]["rule"] == "format.json"
+    # Not `{` first, so tried as protobuf (--message_format=auto): neither JSON nor protobuf.
+    assert "format.unrecognized" in letter["error"] and letter["reasons"][0]["rule"] == "format.unrecognized"
+    assert letter["message_format"] == "protobuf"
     assert letter["timestamp"].endswith("Z")
     assert headers == {"dlq.source.topic": env.topic, "dlq.source.partition": "2", "dlq.source.offset": "5",
                        "dlq.stage": "decode", "dlq.error": letter["error"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -15,7 +16,7 @@ import strategy_consumer
 from strategy_consumer import ConfigError, Consumer, DatabaseError, StrategyConsumerError
 from strategy_consumer.postgres_client import PostgresClient
 from strategy_consumer.strategy_inspector import StrategyInspector
-from strategy_consumer.testing import create_test_strategies, create_test_strategy
+from strategy_consumer.testing import create_test_protobuf, create_test_strategies, create_test_strategy, to_protobuf
 
 
 @pytest.fixture
@@ -112,6 +113,36 @@ def test_bulk_insert_reports_failures_with_reasons_and_updates(client, env):
     assert by_index[4]["stage"] == "validate" and by_index[4]["reasons"][0]["rule"] == "parameters.range"
     assert client.get_strategy(strategy_consumer.strategy_hash(
         again["symbol"], again["strategy_type"], again["parameters"]))["current_score"] == 9.5
+
+
+def test_protobuf_bytes_enter_everywhere_a_strategy_does(client, env):
+    """bulk_insert_strategies and StrategyInspector take the discovery pipeline's protobuf bytes next to dicts and
+    JSON; the same strategy by either format is one row."""
+    strategies = create_test_strategies(6, seed=21)
+    batch = [to_protobuf(strategies[0]), to_protobuf(strategies[1], enum=True), strategies[2],
+             json.dumps(strategies[3]), to_protobuf(strategies[4]), to_protobuf(strategies[4])[:20]]
+    result = client.bulk_insert_strategies(batch)
+    assert (result.success_count, result.failure_count, result.inserted) == (5, 1, 5)
+    assert result.failures[0]["index"] == 5 and result.failures[0]["reasons"][0]["rule"] == "protobuf.truncated"
+    for s in strategies[:5]:
+        row = client.get_strategy(strategy_consumer.strategy_hash(s["symbol"], s["strategy_type"], s["parameters"]))
+        assert row["parameters"] == s["parameters"] and row["current_score"] == s["current_score"]
+    # The JSON of a strategy stored from protobuf updates that row (one hash whichever format brought it).
+    again = client.bulk_insert_strategies([dict(strategies[0], current_score=4.25)])
+    assert (again.inserted, again.updated) == (0, 1)
+    inspector = StrategyInspector()
+    assert inspector.validate_strategy(to_protobuf(strategies[0]))
+    assert inspector.inspect(to_protobuf(strategies[0]))["strategy_hash"] == inspector.inspect(strategies[0])[
+        "strategy_hash"]
+    assert inspector.analyze_strategy(create_test_protobuf())["strategy_type"] == "MACD_CROSSOVER"
+
+    old = PostgresClient(host=env.pg.host, port=env.pg.port, database=env.database, user=env.pg.user,
+                         parameters_layout="tradestream", strategy_hash_scheme="tradestream")
+    vector = create_test_protobuf(symbol="XRP/USD", current_score=0.85)
+    assert old.bulk_insert_strategies([vector]).inserted == 1
+    row = old.get_strategy("441af2fa3d5a98ac8bec8aac2e2c0dae8a34b0fa7974bfe5ca8fe5a586c967e9")
+    assert row["symbol"] == "XRP/USD" and row["parameters"]["protobuf_data"] == "080c101a1809"
+    assert row["parameters"]["named"] == create_test_strategy()["parameters"]
 
 
 def test_errors_are_mapped(env):

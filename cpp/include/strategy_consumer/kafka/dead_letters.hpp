@@ -1,9 +1,11 @@
 #pragma once
 // Dead letters: a message the consumer will not store goes to the dead-letter topic, as JSON
-//   {original_message, error, timestamp, stage, reasons, source_topic, source_partition, source_offset}
+//   {original_message, error, timestamp, stage, reasons, source_topic, source_partition, source_offset,
+//    message_format}
 // with the source and the stage also as Kafka headers (dlq.source.topic, dlq.source.partition,
 // dlq.source.offset, dlq.stage, dlq.error). A value that is not UTF-8 is kept base64-encoded with
-// original_message_encoding "base64". The producer is idempotent with acks=all; flush() waits for every
+// original_message_encoding "base64", as is every value read as protobuf. message_format says which format the
+// message was read as ("json" or "protobuf", --message_format; absent when unknown). The producer is idempotent with acks=all; flush() waits for every
 // letter to be acknowledged, and the pipeline calls it before committing past them.
 //
 // No message can stall the letters: the reasons are bounded (reason.hpp) and a letter is built within a byte
@@ -31,6 +33,7 @@ struct DeadLetter {
   std::string stage;  // decode, validate, rule:<name>, database
   Reasons reasons;
   SourcePosition source;
+  std::string message_format;  // "json" or "protobuf": what decoding tried; "" to leave it out
 };
 
 // Real brokers refuse records over message.max.bytes (1 MB by default): a letter stays below this.

@@ -1,7 +1,8 @@
 #pragma once
 // The Kafka side of the pipeline: a librdkafka consumer, auto-commit off, positions taken from PostgreSQL. On
-// assignment it asks the listener for the stored offsets and starts each partition there (or at
-// auto.offset.reset for a partition never stored). Offsets are committed to Kafka after the database
+// assignment it asks the listener for the stored offsets and starts each partition there (a partition never
+// stored starts at the offset its group committed in Kafka, as the service this one replaces left it, else at
+// auto.offset.reset). Offsets are committed to Kafka after the database
 // transaction, for lag tools only: the offsets table is the truth.
 // Two ways to get partitions (KafkaConfig::assignment):
 //   - group: subscribes as a member of the consumer group with the cooperative-sticky assignor, so a rebalance

@@ -4,7 +4,8 @@
 // Canonical JSON: object keys sorted by their UTF-8 bytes, no white space, strings as JSON escapes them
 // (non-ASCII kept as UTF-8), numbers normalised so that 1, 1.0 and 1e0 are the same: a finite number with no
 // fractional part and magnitude below 2^53 is written as an integer (-0 as 0), any other number in its shortest
-// round-trip form. The Python package calls this same code.
+// round-trip form. The type is hashed in the catalog's spelling (catalog.hpp: BBAND_W_R as BBAND_WILLIAMS_R).
+// The Python package calls this same code.
 #include <string>
 #include <string_view>
 

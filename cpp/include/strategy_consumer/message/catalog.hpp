@@ -47,12 +47,17 @@ class Catalog {
   static std::shared_ptr<const Catalog> with_overrides(const std::string& path);
 
   void merge(const Catalog& other);
-  const StrategyTypeSpec* find(std::string_view strategy_type) const;
+  const StrategyTypeSpec* find(std::string_view strategy_type) const;  // also by the other spelling
   const std::map<std::string, StrategyTypeSpec, std::less<>>& types() const { return types_; }
 
  private:
   std::map<std::string, StrategyTypeSpec, std::less<>> types_;
 };
+
+// One type, two spellings: the name the catalog uses for `strategy_type` (BBAND_W_R, as the discovery pipeline
+// sends it, is the catalog's BBAND_WILLIAMS_R); any other name unchanged. find() accepts both spellings, and the
+// canonical hash hashes this one, so either spelling gives one strategy.
+std::string_view catalog_spelling(std::string_view strategy_type);
 
 // The text of the compiled-in catalog (generated from data/strategy_catalog.tsv at build time).
 std::string_view builtin_catalog_tsv();

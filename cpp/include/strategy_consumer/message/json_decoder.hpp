@@ -1,25 +1,15 @@
 #pragma once
-// Message decoding: one Kafka value (UTF-8 JSON) to a StrategyRecord, or the reasons it is not one.
+// JSON message decoding: one Kafka value (UTF-8 JSON) to a StrategyRecord, or the reasons it is not one.
 // This checks the contract of the message (shared/DESIGN.md "The message"); the catalog checks of parameters
 // and metrics belong to the validator.
 #include <cstddef>
 #include <string_view>
 
+#include "strategy_consumer/message/decoding.hpp"  // DecodeOptions, Decoded
 #include "strategy_consumer/model/strategy_record.hpp"
 #include "strategy_consumer/model/reason.hpp"
 
 namespace strategy_consumer {
-
-struct DecodeOptions {
-  std::size_t max_message_bytes = 1 << 20;  // larger values are rejected before parsing
-  std::size_t max_depth = 64;               // deeper JSON is rejected while parsing, never recursed into
-};
-
-struct Decoded {
-  StrategyRecord record;  // meaningful only when ok()
-  Reasons reasons;
-  bool ok() const { return reasons.empty(); }
-};
 
 // A message the discovery pipeline would send (ASCII JSON, no \u escapes, no reasons) is read in one pass straight
 // into the record; any other goes to decode_strategy_dom, which decides and explains. Both give the same result

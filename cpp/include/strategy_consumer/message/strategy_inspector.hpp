@@ -1,6 +1,7 @@
 #pragma once
 // StrategyInspector: the operations of the original service's inspector, on the same code the pipeline runs.
-// A message (JSON text, as it arrives from Kafka) is decoded (json_decoder.hpp) and then validated (validator.hpp);
+// A message (JSON text or protobuf bytes, as it arrives from Kafka) is decoded (decoding.hpp) and then validated
+// (validator.hpp), then given the tradestream hash and layout when the options ask (tradestream_compat.hpp);
 // analysis adds where each parameter sits in its catalog range, a metrics summary and warnings, which never
 // reject anything.
 #include <cstdint>
@@ -12,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "strategy_consumer/message/catalog.hpp"
-#include "strategy_consumer/message/json_decoder.hpp"
+#include "strategy_consumer/message/decoding.hpp"
 #include "strategy_consumer/message/validator.hpp"
 
 namespace strategy_consumer {
@@ -26,6 +27,7 @@ struct Inspection {
   StrategyRecord record;  // meaningful when stage is not "decode"
   std::string stage;      // "" when ok, else "decode" or "validate"
   Reasons reasons;
+  const char* message_format = "";  // the format the message was read as: "json" or "protobuf"
   bool ok() const { return reasons.empty(); }
 };
 
@@ -46,6 +48,7 @@ class StrategyInspector {
   nlohmann::json extract_performance_metrics(std::string_view message) const;
 
   const Validator& validator() const { return validator_; }
+  const DecodeOptions& decode_options() const { return decode_options_; }
 
  private:
   Validator validator_;

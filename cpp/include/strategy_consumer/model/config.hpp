@@ -47,6 +47,9 @@ struct ProcessingConfig {
   std::string strategy_catalog;               // types added to or replacing the built-in catalog
   bool allow_unknown_strategy_types = false;  // store types the catalog does not know (their parameters unchecked)
   std::vector<std::string> rules;             // --rules: analyst rules files, directories or modules (Python)
+  std::string message_format = "auto";        // auto | json | protobuf (message/decoding.hpp)
+  std::string parameters_layout = "named";    // named | tradestream (message/tradestream_compat.hpp)
+  std::string strategy_hash_scheme = "canonical";  // canonical | tradestream
 
   void validate() const;
   bool drain_mode() const { return idle_timeout_seconds > 0 || max_processing_time_seconds > 0; }

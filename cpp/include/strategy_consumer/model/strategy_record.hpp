@@ -8,6 +8,18 @@
 
 namespace strategy_consumer {
 
+// How `parameters` is stored (--parameters_layout): the named values as they are, or the old TradeStream
+// service's layout {protobuf_type, protobuf_data, raw_parameters} with the named values under "named"
+// (message/tradestream_compat.hpp).
+enum class ParametersLayout { named, tradestream };
+
+// The parameters as a google.protobuf.Any: the protobuf message carried them so, or (for the tradestream
+// layout and hash) they were encoded so from the named values.
+struct AnyParameters {
+  std::string type_url;  // type.googleapis.com/strategies.<Message>
+  std::string value;     // the serialized parameter message
+};
+
 struct StrategyRecord {
   std::string symbol;
   std::string strategy_type;
@@ -18,6 +30,9 @@ struct StrategyRecord {
   std::optional<std::int64_t> discovery_start_us;     // UTC, microseconds since the Unix epoch
   std::optional<std::int64_t> discovery_end_us;
   std::string strategy_hash;                          // given, or the canonical SHA-256 (canonical_hash.hpp)
+  std::optional<AnyParameters> parameters_any;        // set when the tradestream options need it
+  ParametersLayout parameters_layout = ParametersLayout::named;
+  const char* message_format = "";                    // "json" or "protobuf": how the message was decoded
 };
 
 // Where a message was read: enough to commit past it and to name it in a dead letter.

@@ -32,10 +32,11 @@ class PostgresClient {
  public:
   // `migrate`: apply the schema migrations before the first use (as the service does at start).
   explicit PostgresClient(PostgresConfig config, std::shared_ptr<const Catalog> catalog = Catalog::builtin(),
-                          ValidatorOptions validator_options = {}, bool migrate = true);
+                          ValidatorOptions validator_options = {}, bool migrate = true,
+                          DecodeOptions decode_options = {});
   ~PostgresClient();
 
-  // Messages are JSON texts, each one strategy. Refused ones are reported, never stored; the rest are
+  // Messages are JSON texts or protobuf DiscoveredStrategy bytes (decode_options.format), each one strategy. Refused ones are reported, never stored; the rest are
   // written in one transaction.
   BulkInsertResult bulk_insert(const std::vector<std::string>& messages);
   std::vector<StoredStrategy> find(const StrategyQuery& query);

@@ -6,7 +6,9 @@
 //      when its stored offset is still the one this consumer expects (resumed from, or last wrote);
 //   2. the records go by COPY into a temporary staging table (ON COMMIT DELETE ROWS, created once per
 //      connection);
-//   3. one INSERT ... SELECT ... ON CONFLICT (strategy_hash) DO UPDATE moves them into `strategies`.
+//   3. one INSERT ... SELECT ... ON CONFLICT (strategy_hash) DO UPDATE moves them into `strategies`;
+//   4. in a database the old TradeStream service created, its strategy_specs row for each new strategy name
+//      (strategy_specs.hpp).
 // So the rows and the offsets that produced them become visible together or not at all.
 // Steps 2 and 3 run in a savepoint. When PostgreSQL refuses a row (a data or constraint error), the range is
 // rolled back to the savepoint and split in halves until the refused rows stand alone (about 2*log2(n) extra
