@@ -262,8 +262,8 @@ Metrics::Metrics(std::string version) : last_heartbeat_(Clock::now().time_since_
   r.describe(kStartTime, "When the process started (Unix seconds)", MetricType::gauge);
   r.set(kStartTime, {}, std::floor(unix_seconds_now()));
   r.describe(kMessages,
-             "Messages of committed batches by outcome: stored_new, stored_updated, duplicate_in_batch (collapsed "
-             "into a later message of the same strategy_hash), dead_lettered",
+             "Messages of committed batches by outcome: stored_new, stored_updated, duplicate_in_batch (folded into "
+             "the row of an earlier message of the same strategy_hash), dead_lettered",
              MetricType::counter);
   for (const char* outcome : {"stored_new", "stored_updated", "duplicate_in_batch", "dead_lettered"}) {
     r.add(kMessages, {{"outcome", outcome}}, 0);

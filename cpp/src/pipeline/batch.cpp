@@ -1,6 +1,6 @@
 #include "strategy_consumer/pipeline/batch.hpp"
 
-#include <unordered_map>
+#include <algorithm>
 
 namespace strategy_consumer {
 
@@ -41,25 +41,6 @@ void Batch::clear() {
   first_offsets_.clear();
   messages_per_partition_.clear();
   message_count_ = 0;
-}
-
-std::vector<std::size_t> collapse_by_hash(const std::vector<BatchEntry>& entries) {
-  return collapse_by_hash(entries, {});
-}
-
-std::vector<std::size_t> collapse_by_hash(const std::vector<BatchEntry>& entries, const std::vector<bool>& excluded) {
-  auto taking_part = [&](std::size_t i) { return excluded.empty() || !excluded[i]; };
-  std::unordered_map<std::string_view, std::size_t> last;
-  last.reserve(entries.size());
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    if (taking_part(i)) last[entries[i].record.strategy_hash] = i;
-  }
-  std::vector<std::size_t> out;
-  out.reserve(last.size());
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    if (taking_part(i) && last[entries[i].record.strategy_hash] == i) out.push_back(i);
-  }
-  return out;
 }
 
 }  // namespace strategy_consumer

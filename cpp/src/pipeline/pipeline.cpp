@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "strategy_consumer/pipeline/batch.hpp"
+#include "strategy_consumer/pipeline/fold.hpp"
 #include "strategy_consumer/message/json_decoder.hpp"
 #include "strategy_consumer/kafka/dead_letters.hpp"
 #include "strategy_consumer/model/errors.hpp"
@@ -84,8 +85,8 @@ struct Work {
     std::erase_if(letters.stage_of, [&](const auto& letter) { return partitions.count(letter.first.first) > 0; });
   }
   // At hand-off (consumer thread): what is written.
-  std::vector<std::size_t> chosen;  // entries written, after the rules and the in-batch collapse
-  std::size_t duplicates = 0;
+  std::vector<FoldedRow> rows;  // what is written: the entries the rules passed, folded by strategy_hash
+  std::size_t duplicates = 0;  // messages folded into a row beyond its first
   std::vector<PartitionOffset> offsets;
   Clock::time_point handed_off;
   // By the writer.
@@ -366,8 +367,8 @@ struct Pipeline::Impl : RebalanceListener {
     source->seek(positions);
   }
 
-  // The rules see every message of the batch, in one call, before duplicates collapse: each gets its own
-  // verdict whatever batch it lands in. What they refuse is dead-lettered and takes no part in the collapse (its
+  // The rules see every message of the batch, in one call, before duplicates fold: each gets its own
+  // verdict whatever batch it lands in. What they refuse is dead-lettered and takes no part in the fold (its
   // offset still commits with the batch). Returns one flag per entry: refused.
   std::vector<bool> apply_rules(Work& work) {
     const auto& entries = work.batch.entries();
@@ -395,15 +396,18 @@ struct Pipeline::Impl : RebalanceListener {
     // Letters first: an offset is never committed before the dead letter of its message is acknowledged.
     retrying("deliver dead letters", [&] { flush_letters(work.letters); });
     std::vector<const StrategyRecord*> records;
-    records.reserve(work.chosen.size());
-    for (auto i : work.chosen) records.push_back(&entries[i].record);
+    records.reserve(work.rows.size());
+    for (const auto& row : work.rows) records.push_back(&row.record(entries));
+    // A refused row: every message folded into it is dead-lettered, none is lost.
     auto on_rejected = [&](const std::vector<RowRejection>& rejected) {
       for (const auto& r : rejected) {
-        const BatchEntry& e = entries[work.chosen[r.index]];
-        LogScope hash_scope({{"strategy_hash", e.record.strategy_hash}});
-        dead_letter(work, e.payload, "database",
-                    {{"database." + r.sqlstate, "", truncate_for_reason(e.record.strategy_hash), r.message}},
-                    e.source);
+        for (const auto member : work.rows[r.index].members) {
+          const BatchEntry& e = entries[member];
+          LogScope hash_scope({{"strategy_hash", e.record.strategy_hash}});
+          dead_letter(work, e.payload, "database",
+                      {{"database." + r.sqlstate, "", truncate_for_reason(e.record.strategy_hash), r.message}},
+                      e.source);
+        }
       }
       flush_letters(work.letters);
     };
@@ -487,6 +491,8 @@ struct Pipeline::Impl : RebalanceListener {
       if (auto it = expected.find({o.topic, o.partition}); it != expected.end()) it->second = o.next_offset;
     }
     const auto& result = work->result;
+    // The messages folded into a refused row were dead-lettered, each of them: not duplicates.
+    for (const auto& r : result.rejected) work->duplicates -= work->rows[r.index].duplicates();
     counters.stored_new += result.inserted;
     counters.stored_updated += result.updated;
     counters.duplicate_in_batch += work->duplicates;
@@ -512,14 +518,14 @@ struct Pipeline::Impl : RebalanceListener {
     work->handed_off = Clock::now();
     LogScope log_scope(batch_log_fields(work->id, work->batch));
     const std::vector<bool> refused = rules ? apply_rules(*work) : std::vector<bool>{};
-    work->chosen = collapse_by_hash(work->batch.entries(), refused);
+    work->rows = fold_by_hash(work->batch.entries(), refused);
     // In strategy_hash order, as the upsert locks rows: the halves of a bisection keep the order too.
     const auto& entries = work->batch.entries();
-    std::sort(work->chosen.begin(), work->chosen.end(), [&](std::size_t a, std::size_t b) {
-      return entries[a].record.strategy_hash < entries[b].record.strategy_hash;
+    std::sort(work->rows.begin(), work->rows.end(), [&](const FoldedRow& a, const FoldedRow& b) {
+      return a.record(entries).strategy_hash < b.record(entries).strategy_hash;
     });
-    work->duplicates = work->batch.entries().size() - work->chosen.size() -
-                       static_cast<std::size_t>(std::count(refused.begin(), refused.end(), true));
+    work->duplicates = 0;
+    for (const auto& row : work->rows) work->duplicates += row.duplicates();
     for (const auto& [tp, next] : work->batch.next_offsets()) {
       auto it = expected.find(tp);
       work->offsets.push_back({tp.first, tp.second, next, it == expected.end() ? std::nullopt : it->second});

@@ -162,54 +162,6 @@ TEST(Batch, ClearForgetsEverything) {
   EXPECT_EQ(b.message_count(), 1u);
 }
 
-TEST(CollapseByHash, KeepsTheLastOccurrenceOfEachHashInOrder) {
-  struct Case {
-    const char* name;
-    std::vector<std::string> hashes;
-    std::vector<std::size_t> expected;
-  };
-  const std::vector<Case> cases = {
-      {"empty", {}, {}},
-      {"all distinct", {"a", "b", "c"}, {0, 1, 2}},
-      {"one repeated", {"a", "a", "a"}, {2}},
-      {"interleaved", {"a", "b", "a", "c", "b"}, {2, 3, 4}},
-      {"last first", {"x", "y", "y", "x"}, {2, 3}},
-      {"repeat at the end", {"a", "b", "c", "a"}, {1, 2, 3}},
-  };
-  for (const auto& c : cases) {
-    std::vector<BatchEntry> entries;
-    for (std::size_t i = 0; i < c.hashes.size(); ++i) {
-      entries.push_back({record(c.hashes[i], static_cast<double>(i)), at("t", 0, static_cast<std::int64_t>(i)), ""});
-    }
-    EXPECT_EQ(collapse_by_hash(entries), c.expected) << c.name;
-  }
-}
-
-TEST(CollapseByHash, TheKeptEntryHasTheLatestValues) {
-  Batch b;
-  b.add(record("same", 1.0), at("t", 0, 0));
-  b.add(record("other", 5.0), at("t", 0, 1));
-  b.add(record("same", 2.0), at("t", 1, 0));
-  const auto keep = collapse_by_hash(b.entries());
-  ASSERT_EQ(keep.size(), 2u);
-  EXPECT_EQ(b.entries()[keep[0]].record.strategy_hash, "other");
-  EXPECT_EQ(b.entries()[keep[1]].record.strategy_hash, "same");
-  EXPECT_DOUBLE_EQ(b.entries()[keep[1]].record.score, 2.0);
-}
-
-TEST(CollapseByHash, ExcludedEntriesTakeNoPart) {
-  std::vector<BatchEntry> entries;
-  const std::vector<std::string> hashes = {"a", "b", "a", "c", "a"};
-  for (std::size_t i = 0; i < hashes.size(); ++i) {
-    entries.push_back({record(hashes[i]), at("t", 0, static_cast<std::int64_t>(i)), ""});
-  }
-  // The last "a" refused: the one before it is written; "c" refused: nothing of it.
-  EXPECT_EQ(collapse_by_hash(entries, {false, false, false, true, true}), (std::vector<std::size_t>{1, 2}));
-  EXPECT_EQ(collapse_by_hash(entries, {true, true, true, true, true}), std::vector<std::size_t>{});
-  EXPECT_EQ(collapse_by_hash(entries, {}), collapse_by_hash(entries));
-  EXPECT_EQ(collapse_by_hash(entries, std::vector<bool>(5, false)), (std::vector<std::size_t>{1, 3, 4}));
-}
-
 TEST(BatchPolicy, ShouldFlush) {
   BatchPolicy policy;
   policy.max_messages = 10;

@@ -113,6 +113,35 @@ def test_duplicates_in_one_batch_collapse_to_the_last(env):
     assert "2 duplicate(s) in batch" in result.stderr
 
 
+def test_duplicates_in_one_batch_fold_field_by_field_in_offset_order(env):
+    """Issue 15.3: the row is what applying the messages one by one gives, as if they had come in two batches."""
+    base = {"symbol": "BTC/USD", "strategy_type": "SMA_RSI", "parameters": SMA_RSI}
+    metrics = {"sharpe_ratio": 1.4, "win_rate": 0.6}
+    env.produce([dict(base, score=0.1, performance_metrics=metrics, discovery_start_time="2024-01-01T00:00:00Z"),
+                 dict(base, score=0.2, discovery_end_time="2024-02-01T00:00:00Z"),
+                 dict(base, score=0.3)], partition=0)
+    result = env.drain()
+    assert "1 new, 0 updated, 2 duplicate(s) in batch" in result.stderr, "one batch"
+    assert env.query("SELECT current_score, performance_metrics, discovery_start_time, discovery_end_time"
+                     " FROM strategies") == [(0.3, metrics, datetime(2024, 1, 1), datetime(2024, 2, 1))]
+
+
+def test_a_refused_folded_row_dead_letters_every_message_folded_into_it(env):
+    base = {"symbol": "BTC/USD", "strategy_type": "SMA_RSI", "parameters": SMA_RSI}
+    refused = canonical_hash(base["symbol"], base["strategy_type"], base["parameters"])
+    env.drain()  # creates the schema
+    with env.conn.cursor() as cur:
+        cur.execute(f"ALTER TABLE strategies ADD CONSTRAINT not_this_one CHECK (strategy_hash <> '{refused}')")
+    other = dict(base, symbol="ETH/USD", score=0.5)
+    env.produce([dict(base, score=0.1), other, dict(base, score=0.2)], partition=0)
+    result = env.drain()
+    assert "1 new, 0 updated, 0 duplicate(s) in batch, 2 dead-lettered" in result.stderr
+    letters = env.dead_letters(2)
+    assert sorted((letter["source_offset"], letter["stage"], json.loads(letter["original_message"])["score"])
+                  for letter, _ in letters) == [(0, "database", 0.1), (2, "database", 0.2)]
+    assert env.query("SELECT symbol FROM strategies") == [("ETH/USD",)]
+
+
 def test_restart_applies_nothing_twice_and_offsets_equal_end(env):
     env.drain()  # creates the schema
     with env.conn.cursor() as cur:

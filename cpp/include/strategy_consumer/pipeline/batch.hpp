@@ -54,13 +54,6 @@ class Batch {
   std::chrono::steady_clock::time_point started_{};
 };
 
-// Indices into `entries` of the records to write: for each strategy_hash only its LAST occurrence, in the order
-// of those last occurrences. A strategy sent twice in one batch is written once, with its latest values.
-std::vector<std::size_t> collapse_by_hash(const std::vector<BatchEntry>& entries);
-// The same among the entries not `excluded` (refused by the analyst rules; `excluded` is empty or one flag per
-// entry): a strategy's last message that was not refused is the one written.
-std::vector<std::size_t> collapse_by_hash(const std::vector<BatchEntry>& entries, const std::vector<bool>& excluded);
-
 // When a batch is written: when it is full, when it is older than the timeout, or as soon as the consumer has
 // caught up: read every assigned partition to its end, or everything fetched so far (a quiet topic sees its rows
 // at once, not after the timeout, and a steady stream waits one fetch, not a full batch).
