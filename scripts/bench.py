@@ -74,16 +74,17 @@ STAGING_DDL = (
     "CREATE TEMP TABLE IF NOT EXISTS strategy_staging ("
     " symbol VARCHAR, strategy_type VARCHAR, parameters JSONB, current_score DOUBLE PRECISION,"
     " strategy_hash VARCHAR, discovery_symbol VARCHAR, discovery_start_time TIMESTAMP,"
-    " discovery_end_time TIMESTAMP, performance_metrics JSONB) ON COMMIT DELETE ROWS")
+    " discovery_end_time TIMESTAMP, performance_metrics JSONB, message_timestamp TIMESTAMP) ON COMMIT DELETE ROWS")
 COPY_COLUMNS = ("symbol, strategy_type, parameters, current_score, strategy_hash, discovery_symbol, "
-                "discovery_start_time, discovery_end_time, performance_metrics")
+                "discovery_start_time, discovery_end_time, performance_metrics, message_timestamp")
 UPSERT = (
     "WITH moved AS (DELETE FROM strategy_staging RETURNING *),"
     " up AS ("
     "  INSERT INTO strategies (symbol, strategy_type, parameters, current_score, strategy_hash,"
-    "   discovery_symbol, discovery_start_time, discovery_end_time, performance_metrics)"
+    "   discovery_symbol, discovery_start_time, discovery_end_time, performance_metrics, message_timestamp)"
     "  SELECT symbol, strategy_type, parameters, current_score, strategy_hash,"
-    "   discovery_symbol, discovery_start_time, discovery_end_time, performance_metrics FROM moved"
+    "   discovery_symbol, discovery_start_time, discovery_end_time, performance_metrics, message_timestamp"
+    "  FROM moved"
     "  ORDER BY strategy_hash"
     "  ON CONFLICT (strategy_hash) DO UPDATE SET"
     "   current_score = EXCLUDED.current_score,"
@@ -91,10 +92,13 @@ UPSERT = (
     "   discovery_symbol = COALESCE(EXCLUDED.discovery_symbol, strategies.discovery_symbol),"
     "   discovery_start_time = COALESCE(EXCLUDED.discovery_start_time, strategies.discovery_start_time),"
     "   discovery_end_time = COALESCE(EXCLUDED.discovery_end_time, strategies.discovery_end_time),"
+    "   message_timestamp = COALESCE(EXCLUDED.message_timestamp, strategies.message_timestamp),"
     "   last_evaluated_at = NOW(),"
     "   updated_at = NOW()"
+    "  WHERE EXCLUDED.message_timestamp IS NULL OR strategies.message_timestamp IS NULL"
+    "   OR EXCLUDED.message_timestamp >= strategies.message_timestamp"
     "  RETURNING (xmax = 0) AS inserted)"
-    " SELECT count(*) FILTER (WHERE inserted), count(*) FROM up")
+    " SELECT count(*) FILTER (WHERE inserted), count(*), (SELECT count(*) FROM moved) FROM up")
 
 PG_SETTINGS_SHOWN = ("server_version", "fsync", "synchronous_commit", "full_page_writes", "wal_level",
                      "track_commit_timestamp", "shared_buffers", "max_wal_size", "checkpoint_timeout",

@@ -262,10 +262,11 @@ Metrics::Metrics(std::string version) : last_heartbeat_(Clock::now().time_since_
   r.describe(kStartTime, "When the process started (Unix seconds)", MetricType::gauge);
   r.set(kStartTime, {}, std::floor(unix_seconds_now()));
   r.describe(kMessages,
-             "Messages of committed batches by outcome: stored_new, stored_updated, duplicate_in_batch (folded into "
-             "the row of an earlier message of the same strategy_hash), dead_lettered",
+             "Messages of committed batches by outcome: stored_new, stored_updated, outdated (older than the stored "
+             "re-discovery: not applied), duplicate_in_batch (folded into the row of an earlier message of the same "
+             "strategy_hash), dead_lettered",
              MetricType::counter);
-  for (const char* outcome : {"stored_new", "stored_updated", "duplicate_in_batch", "dead_lettered"}) {
+  for (const char* outcome : {"stored_new", "stored_updated", "outdated", "duplicate_in_batch", "dead_lettered"}) {
     r.add(kMessages, {{"outcome", outcome}}, 0);
   }
   r.describe(kDeadLetters, "Dead letters of committed batches by the stage that refused the message",
@@ -360,6 +361,7 @@ void Metrics::batch_committed(const BatchReport& report) {
   auto& r = registry_;
   r.add(kMessages, {{"outcome", "stored_new"}}, static_cast<double>(report.stored_new));
   r.add(kMessages, {{"outcome", "stored_updated"}}, static_cast<double>(report.stored_updated));
+  r.add(kMessages, {{"outcome", "outdated"}}, static_cast<double>(report.outdated));
   r.add(kMessages, {{"outcome", "duplicate_in_batch"}}, static_cast<double>(report.duplicates));
   r.add(kMessages, {{"outcome", "dead_lettered"}}, static_cast<double>(report.dead_lettered));
   std::size_t by_stage = 0;

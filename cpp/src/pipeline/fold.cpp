@@ -5,9 +5,16 @@
 
 namespace strategy_consumer {
 
+bool older_than(const StrategyRecord& later, const StrategyRecord& row) {
+  return later.message_timestamp_ms && row.message_timestamp_ms && *later.message_timestamp_ms < *row.message_timestamp_ms;
+}
+
 void apply_rediscovery(StrategyRecord& row, const StrategyRecord& later) {
-  // The upsert's SET list (sink.cpp kUpsert): score always, each optional field when the message has it.
+  // The upsert's guard and SET list (sink.cpp kUpsert): an older re-discovery changes nothing; else the score
+  // always, each optional field when the message has it.
+  if (older_than(later, row)) return;
   row.score = later.score;
+  if (later.message_timestamp_ms) row.message_timestamp_ms = later.message_timestamp_ms;
   if (later.performance_metrics) row.performance_metrics = later.performance_metrics;
   if (later.discovery_symbol) row.discovery_symbol = later.discovery_symbol;
   if (later.discovery_start_us) row.discovery_start_us = later.discovery_start_us;

@@ -336,6 +336,7 @@ struct Pipeline::Impl : RebalanceListener {
     if (open.id == 0) open.id = ++batch_id;  // numbered as they open: a message's log names its batch
     Inspection inspection = inspector.inspect(message.payload, now_us());
     if (inspection.ok()) {
+      if (message.source.timestamp_ms >= 0) inspection.record.message_timestamp_ms = message.source.timestamp_ms;
       open.batch.add(std::move(inspection.record), message.source, std::move(message.payload));
     } else {
       // The batch this message's offset will commit with; its strategy_hash when it was decoded.
@@ -495,16 +496,19 @@ struct Pipeline::Impl : RebalanceListener {
     for (const auto& r : result.rejected) work->duplicates -= work->rows[r.index].duplicates();
     counters.stored_new += result.inserted;
     counters.stored_updated += result.updated;
+    counters.outdated += result.outdated;
     counters.duplicate_in_batch += work->duplicates;
     counters.dead_lettered += work->letters.count();
     ++counters.batches;
     observer->batch_committed({work->id, work->batch.message_count(), result.inserted, result.updated,
-                               work->duplicates, work->letters.count(), work->letters.by_stage()});
+                               work->duplicates, work->letters.count(), work->letters.by_stage(), result.outdated});
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - work->handed_off).count();
     // row statements: COPY+INSERT attempts, 1 unless PostgreSQL refused rows (then about 2*log2(n) per row).
-    spdlog::info("batch {}: {} message(s): {} new, {} updated, {} duplicate(s) in batch, {} dead-lettered; "
+    spdlog::info("batch {}: {} message(s): {} new, {} updated, {}{} duplicate(s) in batch, {} dead-lettered; "
                  "{} row statement(s); offsets {}; {} ms",
-                 work->id, work->batch.message_count(), result.inserted, result.updated, work->duplicates,
+                 work->id, work->batch.message_count(), result.inserted, result.updated,
+                 result.outdated ? std::to_string(result.outdated) + " outdated (not applied), " : std::string(),
+                 work->duplicates,
                  work->letters.count(), result.row_statements, describe_offsets(work->batch.next_offsets()), ms);
     source->commit(work->offsets);
   }

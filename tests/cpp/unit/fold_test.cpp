@@ -110,6 +110,39 @@ TEST(FoldByHash, MetricsOfAnEarlierMessageSurviveALaterOneWithout) {
   EXPECT_DOUBLE_EQ(entries[0].record.score, 1.0);
 }
 
+// Issue 15.4: a re-discovery with an older Kafka timestamp (from another partition, read later) changes
+// nothing, as the upsert's guard does not apply it either; one without a timestamp always applies.
+TEST(FoldByHash, AnOlderRediscoveryChangesNothing) {
+  std::vector<BatchEntry> entries;
+  StrategyRecord newer = record("h", 2.0);
+  newer.message_timestamp_ms = 2000;
+  newer.discovery_end_us = 20;
+  entries.push_back(entry(newer, 0));
+  StrategyRecord older = record("h", 1.0);
+  older.message_timestamp_ms = 1000;
+  older.performance_metrics = nlohmann::json{{"sharpe_ratio", 0.1}};
+  entries.push_back(entry(older, 1));
+  const auto rows = fold_by_hash(entries);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_DOUBLE_EQ(rows[0].record(entries).score, 2.0);
+  EXPECT_FALSE(rows[0].record(entries).performance_metrics.has_value());
+  EXPECT_EQ(rows[0].record(entries).message_timestamp_ms, 2000);
+  EXPECT_EQ(rows[0].members, (std::vector<std::size_t>{0, 1})) << "still folded: dead-lettered with the row";
+
+  StrategyRecord same_time = record("h", 3.0);
+  same_time.message_timestamp_ms = 2000;
+  StrategyRecord untimed = record("h", 4.0);
+  StrategyRecord row = newer;
+  apply_rediscovery(row, same_time);
+  EXPECT_DOUBLE_EQ(row.score, 3.0) << "not older: applied";
+  apply_rediscovery(row, untimed);
+  EXPECT_DOUBLE_EQ(row.score, 4.0) << "no timestamp: applied";
+  EXPECT_EQ(row.message_timestamp_ms, 2000) << "and the row keeps the timestamp it had";
+  EXPECT_TRUE(older_than(older, newer));
+  EXPECT_FALSE(older_than(newer, older));
+  EXPECT_FALSE(older_than(untimed, newer));
+}
+
 TEST(FoldByHash, ExcludedEntriesTakeNoPart) {
   std::vector<BatchEntry> entries;
   const std::vector<std::string> hashes = {"a", "b", "a", "c", "a"};

@@ -142,6 +142,55 @@ def test_a_refused_folded_row_dead_letters_every_message_folded_into_it(env):
     assert env.query("SELECT symbol FROM strategies") == [("ETH/USD",)]
 
 
+def produce_at(env, items):
+    """(message, partition, Kafka timestamp in ms) each, in order."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": env.kafka.bootstrap})
+    for message, partition, ts in items:
+        producer.produce(env.topic, json.dumps(message).encode(), partition=partition, timestamp=ts)
+    assert producer.flush(30) == 0
+
+
+def test_an_older_rediscovery_from_another_partition_does_not_overwrite_a_newer_one(env):
+    """Issue 15.4: partitions commit independently, so a re-discovery can arrive after a newer one. It is applied
+    only when its Kafka timestamp is not older than the stored one's; last_evaluated_at does not move either."""
+    base = {"symbol": "ETH/USD", "strategy_type": "SMA_RSI", "parameters": SMA_RSI}
+    now = int(time.time() * 1000)
+    produce_at(env, [(dict(base, score=0.9, performance_metrics={"sharpe_ratio": 2.0}), 1, now)])
+    env.drain()
+    evaluated = env.query("SELECT last_evaluated_at FROM strategies")[0][0]
+    produce_at(env, [(dict(base, score=0.1, performance_metrics={"sharpe_ratio": 0.1}), 0, now - 60_000)])
+    result = env.drain()
+    assert "1 outdated (not applied)" in result.stderr
+    assert env.query("SELECT current_score, performance_metrics, last_evaluated_at FROM strategies") == [
+        (0.9, {"sharpe_ratio": 2.0}, evaluated)]
+    # A newer one still applies.
+    produce_at(env, [(dict(base, score=0.5), 2, now + 1000)])
+    env.drain()
+    assert env.query("SELECT current_score, performance_metrics FROM strategies") == [(0.5, {"sharpe_ratio": 2.0})]
+
+
+def test_a_replay_does_not_roll_rows_back(env):
+    """Stored offsets deleted (as for a new group, or a reset): the old messages are read again and must not
+    bring back old values."""
+    base = {"symbol": "ETH/USD", "strategy_type": "SMA_RSI", "parameters": SMA_RSI}
+    now = int(time.time() * 1000)
+    produce_at(env, [(dict(base, score=0.1, discovery_end_time="2024-01-01T00:00:00Z"), 0, now - 5000),
+                     (dict(base, score=0.2, discovery_end_time="2024-02-01T00:00:00Z"), 1, now)])
+    env.drain()
+    expected = [(0.2, datetime(2024, 2, 1))]
+    assert env.query("SELECT current_score, discovery_end_time FROM strategies") == expected
+    env.query("DELETE FROM strategy_consumer_offsets")  # everything again
+    env.drain()
+    assert env.query("SELECT current_score, discovery_end_time FROM strategies") == expected
+    env.query("DELETE FROM strategy_consumer_offsets WHERE kafka_partition = 0")  # only the old one again
+    result = env.drain()
+    assert "1 outdated (not applied)" in result.stderr
+    assert env.query("SELECT current_score, discovery_end_time FROM strategies") == expected
+    assert env.stored_offsets() == {0: 1, 1: 1}
+
+
 def test_restart_applies_nothing_twice_and_offsets_equal_end(env):
     env.drain()  # creates the schema
     with env.conn.cursor() as cur:

@@ -18,6 +18,9 @@ struct StrategyRecord {
   std::optional<std::int64_t> discovery_start_us;     // UTC, microseconds since the Unix epoch
   std::optional<std::int64_t> discovery_end_us;
   std::string strategy_hash;                          // given, or the canonical SHA-256 (canonical_hash.hpp)
+  // The Kafka timestamp of the message (ms since the epoch), when it has one: the order of re-discoveries. A
+  // re-discovery older than the one a row holds is not applied (postgres/sink.hpp).
+  std::optional<std::int64_t> message_timestamp_ms;
 };
 
 // Where a message was read: enough to commit past it and to name it in a dead letter.

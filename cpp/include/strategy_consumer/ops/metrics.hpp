@@ -92,6 +92,7 @@ struct BatchReport {
   std::size_t duplicates = 0;      // collapsed into a later message of the same strategy_hash
   std::size_t dead_lettered = 0;   // letters of this batch, every stage
   std::map<std::string, std::size_t> dead_letters_by_stage;
+  std::size_t outdated = 0;        // re-discoveries older than the stored one (Kafka timestamp): not applied
 };
 
 // Called on the pipeline's threads (the consumer's and the writers'): implementations are thread-safe. The

@@ -4,7 +4,9 @@
 // the upsert would give (postgres/sink.hpp): the first message's symbol, strategy type and parameters (a
 // re-discovery never changes them), the last message's score, and for each optional field (performance_metrics,
 // discovery_symbol, discovery_start_time, discovery_end_time) the last value a message carried, since a message
-// without it keeps the stored one. Pure functions; no I/O.
+// without it keeps the stored one. A message whose Kafka timestamp is older than the row's (a re-discovery that
+// arrived late, from another partition) changes nothing, as the upsert's guard would not apply it either.
+// Pure functions; no I/O.
 #include <cstddef>
 #include <optional>
 #include <vector>
@@ -14,6 +16,8 @@
 
 namespace strategy_consumer {
 
+// `later` carries an older Kafka timestamp than `row` (both have one).
+bool older_than(const StrategyRecord& later, const StrategyRecord& row);
 // `row` after the re-discovery `later` of the same strategy has been applied to it, as the upsert applies it.
 void apply_rediscovery(StrategyRecord& row, const StrategyRecord& later);
 

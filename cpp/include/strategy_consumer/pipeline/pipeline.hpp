@@ -16,6 +16,7 @@ struct PipelineCounters {
   std::atomic<std::uint64_t> messages{0};
   std::atomic<std::uint64_t> stored_new{0};
   std::atomic<std::uint64_t> stored_updated{0};
+  std::atomic<std::uint64_t> outdated{0};  // re-discoveries older than the stored one: not applied
   std::atomic<std::uint64_t> duplicate_in_batch{0};
   std::atomic<std::uint64_t> dead_lettered{0};
   std::atomic<std::uint64_t> batches{0};

@@ -58,6 +58,7 @@ struct RowRejection {
 struct WriteResult {
   std::size_t inserted = 0;
   std::size_t updated = 0;
+  std::size_t outdated = 0;  // re-discoveries older than the stored row's (Kafka timestamp): not applied
   std::vector<RowRejection> rejected;
   std::size_t row_statements = 0;  // COPY+INSERT attempts: 1 when no row was refused
 };
