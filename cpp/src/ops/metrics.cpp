@@ -282,7 +282,9 @@ Metrics::Metrics(std::string version) : last_heartbeat_(Clock::now().time_since_
   r.describe(kDbWrite, "Duration of one successful batch write (COPY, upsert, offsets, COMMIT)",
              MetricType::histogram, {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30});
   r.describe(kRetries, "Failed attempts of an operation that were retried, by operation", MetricType::counter);
-  r.describe(kStalled, "1 while an operation is being retried (the service reports itself not ready)",
+  r.describe(kStalled,
+             "1 while an operation is being retried or a database write is hung (the service reports itself not "
+             "ready)",
              MetricType::gauge);
   r.set(kStalled, {}, 0);
   r.describe(kLastCommit, "When the last batch committed (Unix seconds; 0 before the first)", MetricType::gauge);
@@ -344,9 +346,9 @@ void Metrics::rule_evaluated(const std::string& rule, RuleOutcome outcome) {
   else registry_.add(kRuleRejections, {{"rule", rule}}, 0);
 }
 
-std::string Metrics::stalled_operation() const {
+std::string Metrics::stall_reason() const {
   std::lock_guard lock(mutex_);
-  return stalled_operation_;
+  return stall_reason_;
 }
 
 void Metrics::heartbeat(std::size_t assigned_partitions) {
@@ -384,16 +386,12 @@ void Metrics::database_write(double seconds) { registry_.observe(kDbWrite, {}, s
 
 void Metrics::retrying(const std::string& operation) {
   registry_.add(kRetries, {{"target", operation_label(operation)}});
-  registry_.set(kStalled, {}, 1);
-  std::lock_guard lock(mutex_);
-  stalled_operation_ = operation;
 }
 
-void Metrics::recovered(const std::string& operation) {
+void Metrics::stall_changed(bool stalled, const std::string& reason) {
   std::lock_guard lock(mutex_);
-  if (stalled_operation_ != operation) return;  // another operation stalled since, and still is
-  stalled_operation_.clear();
-  registry_.set(kStalled, {}, 0);
+  stall_reason_ = stalled ? reason : std::string();
+  registry_.set(kStalled, {}, stalled ? 1 : 0);
 }
 
 void Metrics::kafka_statistics(std::string_view json) {

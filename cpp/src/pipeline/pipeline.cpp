@@ -15,6 +15,7 @@
 
 #include "strategy_consumer/pipeline/batch.hpp"
 #include "strategy_consumer/pipeline/fold.hpp"
+#include "strategy_consumer/pipeline/stall_tracker.hpp"
 #include "strategy_consumer/message/json_decoder.hpp"
 #include "strategy_consumer/kafka/dead_letters.hpp"
 #include "strategy_consumer/model/errors.hpp"
@@ -99,7 +100,9 @@ struct Work {
 // lane has at most one batch in flight (its offsets follow the last one's), so the lanes write in parallel
 // while the consumer thread goes on reading, decoding and validating.
 struct Lane {
-  Lane(const PostgresConfig& postgres, const std::string& group_id) : sink(postgres, group_id) {}
+  Lane(std::size_t i, const PostgresConfig& postgres, const std::string& group_id)
+      : index(i), sink(postgres, group_id) {}
+  const std::size_t index;
   PostgresSink sink;
   Work open;  // consumer thread only
   std::mutex mutex;
@@ -116,7 +119,9 @@ struct Pipeline::Impl : RebalanceListener {
   PipelineObserver* observer;  // metrics and probes; never null
   PipelineCounters counters;
   std::atomic<bool> stop_requested{false};
-  std::atomic<bool> healthy{true};
+  // Retries and writes in flight, from every thread: Pipeline::healthy(), the probes and the `stalled` gauge.
+  StallTracker stalls;
+  std::thread::id consumer_thread;  // run()'s: only its waits are heartbeats
   RetryPolicy retry_policy;
   StrategyInspector inspector;  // decode + built-in validation, the same code as the Python StrategyInspector
   BatchPolicy batch_policy;
@@ -134,6 +139,9 @@ struct Pipeline::Impl : RebalanceListener {
   Impl(Config c, PipelineObserver* o)
       : config(std::move(c)),
         observer(o ? o : &kNoObserver),
+        stalls(std::chrono::duration_cast<Clock::duration>(
+                   std::chrono::duration<double>(config.processing.write_stall_seconds)),
+               [this](const StallState& state) { observer->stall_changed(state.stalled, state.reason); }),
         inspector(Catalog::with_overrides(config.processing.strategy_catalog),
                   ValidatorOptions{.allow_unknown_strategy_types = config.processing.allow_unknown_strategy_types},
                   DecodeOptions{.max_message_bytes = config.processing.max_message_bytes}),
@@ -189,29 +197,12 @@ struct Pipeline::Impl : RebalanceListener {
     }
   }
 
-  // Operations being retried, by any thread: the pipeline is healthy when there are none.
-  std::mutex stalled_mutex;
-  std::multiset<std::string> stalled;
-
-  void stall_begin(const std::string& what) {
-    std::lock_guard lock(stalled_mutex);
-    stalled.insert(what);
-    healthy = false;
-  }
-
-  void stall_end(const std::string& what) {
-    std::lock_guard lock(stalled_mutex);
-    if (auto it = stalled.find(what); it != stalled.end()) stalled.erase(it);
-    if (!stalled.count(what)) observer->recovered(what);
-    healthy = stalled.empty();
-  }
-
   // An operation stalled for its lifetime (RAII: ended by success and by giving up alike).
   struct Stall {
     Impl& impl;
     std::string what;
-    Stall(Impl& i, std::string w) : impl(i), what(std::move(w)) { impl.stall_begin(what); }
-    ~Stall() { impl.stall_end(what); }
+    Stall(Impl& i, std::string w) : impl(i), what(std::move(w)) { impl.stalls.retry_begin(what); }
+    ~Stall() { impl.stalls.retry_end(what); }
     Stall(const Stall&) = delete;
     Stall& operator=(const Stall&) = delete;
   };
@@ -235,7 +226,8 @@ struct Pipeline::Impl : RebalanceListener {
     const auto until = Clock::now() + delay;
     while (Clock::now() < until) {
       if (stop_requested) throw Abandoned{};
-      observer->heartbeat(expected_partitions);
+      // The consumer thread waiting is alive; a writer's wait says nothing about the consumer thread.
+      if (std::this_thread::get_id() == consumer_thread) observer->heartbeat(expected_partitions);
       std::this_thread::sleep_for(std::min<Clock::duration>(until - Clock::now(), std::chrono::milliseconds(50)));
     }
   }
@@ -414,6 +406,7 @@ struct Pipeline::Impl : RebalanceListener {
     };
     work.result = retrying("write batch", [&] {
       const auto write_started = Clock::now();
+      StallTracker::Write in_flight(stalls, lane.index);  // aged: past --write_stall_seconds it is hung
       auto written = lane.sink.write_batch(records, work.offsets, on_rejected);
       observer->database_write(std::chrono::duration<double>(Clock::now() - write_started).count());
       return written;
@@ -446,7 +439,7 @@ struct Pipeline::Impl : RebalanceListener {
   void start_writers() {
     const auto n = static_cast<std::size_t>(config.processing.writer_connections);
     for (std::size_t i = 0; i < n; ++i) {
-      lanes.push_back(std::make_unique<Lane>(config.postgres, config.kafka.group_id));
+      lanes.push_back(std::make_unique<Lane>(i, config.postgres, config.kafka.group_id));
       Lane& lane = *lanes.back();
       lane.thread = std::jthread([this, &lane](std::stop_token stop) { writer_loop(lane, stop); });
     }
@@ -604,6 +597,7 @@ Pipeline::~Pipeline() = default;
 
 ExitReason Pipeline::run() {
   auto& s = *impl_;
+  s.consumer_thread = std::this_thread::get_id();
   if (s.lanes.empty()) s.start_writers();
   // The shutdown deadline: after a stop request, the open batch has --shutdown_timeout_seconds to commit. Then
   // the database operation it waits for is broken off (again every second), and the batch is abandoned.
@@ -612,6 +606,7 @@ ExitReason Pipeline::run() {
     std::optional<Clock::time_point> stop_seen, last_interrupt;
     while (!done.stop_requested()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      s.stalls.refresh(Clock::now());  // a write in flight may have passed its limit
       if (!s.stop_requested) continue;
       const auto now = Clock::now();
       if (!stop_seen) stop_seen = now;
@@ -668,6 +663,8 @@ void Pipeline::set_rule_engine(std::shared_ptr<RuleEngine> rules) {
 
 const PipelineCounters& Pipeline::counters() const { return impl_->counters; }
 
-bool Pipeline::healthy() const { return impl_->healthy; }
+bool Pipeline::healthy() const { return !impl_->stalls.state().stalled; }
+
+StallState Pipeline::stall() const { return impl_->stalls.state(); }
 
 }  // namespace strategy_consumer

@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <mutex>
 
 #include <pqxx/pqxx>
@@ -11,6 +12,7 @@
 #include "strategy_consumer/postgres/copy_encoder.hpp"
 #include "strategy_consumer/model/errors.hpp"
 #include "strategy_consumer/postgres/migrations.hpp"
+#include "strategy_consumer/postgres/session.hpp"
 
 namespace strategy_consumer {
 namespace {
@@ -132,9 +134,11 @@ std::string PostgresConfig::connection_string() const {
                   quote_conninfo(database) + " user=" + quote_conninfo(user) +
                   " connect_timeout=" + std::to_string(connect_timeout_seconds) +
                   " application_name=" + quote_conninfo(application_name) +
-                  // The server checks every 2 s that a long statement's client is still there: the session of a
-                  // consumer killed or stopped while its statement waited is rolled back, not left holding locks.
-                  " options='-c TimeZone=UTC -c client_connection_check_interval=2000'";
+                  // Version-dependent settings are SET after connecting (session.hpp): a setting the server
+                  // does not know here would refuse every connection.
+                  " client_encoding=UTF8 options='-c TimeZone=UTC'"
+                  " keepalives=1 keepalives_idle=30 keepalives_interval=10 keepalives_count=3"
+                  " tcp_user_timeout=60000";
   if (!password.empty()) s += " password=" + quote_conninfo(password);
   return s;
 }
@@ -249,7 +253,20 @@ void PostgresSink::ensure_connected() {
   if (impl_->conn && impl_->conn->is_open()) return;
   try {
     impl_->connected(std::make_unique<pqxx::connection>(config_.connection_string()));
+    const SessionSettings session = session_settings(config_, impl_->conn->server_version());
+    static std::atomic<bool> warned{false};
+    if (!session.warnings.empty() && !warned.exchange(true)) {
+      for (const auto& w : session.warnings) spdlog::warn("{}", w);
+    }
     pqxx::nontransaction setup(*impl_->conn);
+    std::vector<std::string> names, values;
+    for (const auto& [name, value] : session.settings) {
+      names.push_back(name);
+      values.push_back(value);
+    }
+    auto text = [](const std::string& v) { return v; };
+    setup.exec_params("SELECT set_config(n, v, false) FROM unnest($1::text[], $2::text[]) AS s(n, v)",
+                      array_literal(names, text), array_literal(values, text));
     setup.exec(kCreateStaging);
     spdlog::info("connected to PostgreSQL {}", config_.describe());
   } catch (const pqxx::broken_connection& e) {

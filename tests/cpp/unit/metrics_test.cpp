@@ -215,16 +215,18 @@ TEST(Metrics, DeadLettersCountByStageWithTheirBatch) {
   EXPECT_TRUE(has_line(m.render(), "strategy_consumer_batch_size_messages_bucket{le=\"1\"} 0"));
 }
 
-TEST(Metrics, RetriesByOperationAndStalledUntilRecovered) {
+TEST(Metrics, RetriesByOperationAndStalledAsTheTrackerSays) {
   Metrics m;
-  EXPECT_EQ(m.stalled_operation(), "");
+  EXPECT_EQ(m.stall_reason(), "");
   m.retrying("write batch");
   m.retrying("write batch");
-  EXPECT_EQ(m.stalled_operation(), "write batch");
   EXPECT_EQ(m.registry().value("strategy_consumer_retries_total", {{"target", "write_batch"}}), 2);
+  EXPECT_EQ(m.registry().value("strategy_consumer_stalled"), 0) << "retries count; the tracker says stalled";
+  m.stall_changed(true, "retrying write batch");
+  EXPECT_EQ(m.stall_reason(), "retrying write batch");
   EXPECT_EQ(m.registry().value("strategy_consumer_stalled"), 1);
-  m.recovered("write batch");
-  EXPECT_EQ(m.stalled_operation(), "");
+  m.stall_changed(false, "");
+  EXPECT_EQ(m.stall_reason(), "");
   EXPECT_EQ(m.registry().value("strategy_consumer_stalled"), 0);
   EXPECT_EQ(operation_label("connect to PostgreSQL"), "connect_to_postgresql");
   EXPECT_EQ(operation_label("deliver dead letters"), "deliver_dead_letters");
@@ -358,6 +360,13 @@ TEST(Probes, LivenessFailsOnlyAfterTheStaleTime) {
   EXPECT_NE(body["reason"].get<std::string>().find("61 s"), std::string::npos);
 }
 
+TEST(Probes, LivenessFailsWhileAWriteIsHungWhateverTheHeartbeat) {
+  using namespace std::chrono;
+  const auto hung = check_liveness(seconds(0), seconds(60), "write batch in flight for 12 s (limit 10 s)");
+  EXPECT_FALSE(hung.ok);
+  EXPECT_EQ(nlohmann::json::parse(hung.body)["reason"], "hung: write batch in flight for 12 s (limit 10 s)");
+}
+
 TEST(Probes, ReadinessNamesTheFirstFailingCheck) {
   ReadinessInputs ok;
   ok.assigned_partitions = 2;
@@ -372,7 +381,7 @@ TEST(Probes, ReadinessNamesTheFirstFailingCheck) {
   };
   ReadinessInputs stalled = ok;
   stalled.pipeline_healthy = false;
-  stalled.stalled_operation = "write batch";
+  stalled.stall_reason = "retrying write batch";
   stalled.database_ok = false;
   EXPECT_EQ(reason(stalled), "stalled: retrying write batch");
   ReadinessInputs db = ok;

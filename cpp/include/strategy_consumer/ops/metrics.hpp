@@ -108,9 +108,11 @@ class PipelineObserver {
   virtual void batch_fenced() {}
   // One successful write_batch (COPY, upsert, offsets, COMMIT), in seconds.
   virtual void database_write(double /*seconds*/) {}
-  // An operation failed and will be retried; `recovered` when it succeeded again after failures.
+  // An operation failed and will be retried.
   virtual void retrying(const std::string& /*operation*/) {}
-  virtual void recovered(const std::string& /*operation*/) {}
+  // The pipeline's stall state changed (stall_tracker.hpp): stalled while an operation is retried or a write is
+  // hung, with the reason. Reported under the tracker's lock: always its latest state.
+  virtual void stall_changed(bool /*stalled*/, const std::string& /*reason*/) {}
   // librdkafka's statistics JSON (statistics.interval.ms), from the consumer.
   virtual void kafka_statistics(std::string_view /*json*/) {}
   // The analyst rules' counters since start (rule_engine.hpp): when the engine is set, and after each batch
@@ -157,8 +159,8 @@ class Metrics : public PipelineObserver {
   // For /health and /ready (any thread).
   Clock::time_point last_heartbeat() const { return Clock::time_point(Clock::duration(last_heartbeat_.load())); }
   std::size_t assigned_partitions() const { return assigned_partitions_.load(); }
-  // The operation being retried, "" when none is.
-  std::string stalled_operation() const;
+  // Why the pipeline is stalled ("retrying write batch", ...), "" when it is not.
+  std::string stall_reason() const;
   // -1 before any statistics arrived.
   int kafka_brokers_up() const { return kafka_brokers_up_.load(); }
 
@@ -168,7 +170,7 @@ class Metrics : public PipelineObserver {
   void batch_fenced() override;
   void database_write(double seconds) override;
   void retrying(const std::string& operation) override;
-  void recovered(const std::string& operation) override;
+  void stall_changed(bool stalled, const std::string& reason) override;
   void kafka_statistics(std::string_view json) override;
   // Registers each rule and adds what its counters grew by since the last call.
   void rules_evaluated(const RuleStats& totals) override;
@@ -179,7 +181,7 @@ class Metrics : public PipelineObserver {
   std::atomic<std::size_t> assigned_partitions_{0};
   std::atomic<int> kafka_brokers_up_{-1};
   mutable std::mutex mutex_;  // guards the two below
-  std::string stalled_operation_;
+  std::string stall_reason_;
   std::map<std::string, RuleCounters> rule_totals_;  // as last seen by rules_evaluated()
 };
 

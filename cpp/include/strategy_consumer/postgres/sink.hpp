@@ -34,6 +34,10 @@ struct PostgresConfig {
   int max_connections = 10;
   int connect_timeout_seconds = 10;
   std::string application_name = "strategy-consumer";
+  // Session limits (postgres/session.hpp); 0 leaves the server's setting. The service sets both on its
+  // connections (--statement_timeout_seconds, --lock_timeout_seconds).
+  double statement_timeout_seconds = 0;
+  double lock_timeout_seconds = 0;
 
   // libpq keyword/value string, values quoted. Holds the password: never log it, log describe() instead.
   std::string connection_string() const;
