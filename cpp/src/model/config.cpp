@@ -120,6 +120,8 @@ void ProcessingConfig::validate() const {
   require(write_stall_seconds > 0, "--write_stall_seconds: must be greater than 0");
   require(max_message_bytes >= 1024 && max_message_bytes <= (256u << 20),
           "--max_message_bytes: must be between 1024 and 268435456");
+  require(max_batch_bytes >= 1024, "--max_batch_bytes: must be at least 1024");
+  require(max_buffered_bytes >= max_batch_bytes, "--max_buffered_bytes: must be at least --max_batch_bytes");
 }
 
 void Config::validate() const {
@@ -244,6 +246,13 @@ CommandLine parse_command_line(const std::vector<std::string>& args, const Envir
       ->group(proc);
   app.add_option("--max_message_bytes", c.processing.max_message_bytes,
                  "Larger messages are dead-lettered unread")->group(proc);
+  app.add_option("--max_batch_bytes", c.processing.max_batch_bytes,
+                 "A batch is written once its messages hold this many bytes (payloads, decoded values, dead letters)")
+      ->group(proc);
+  app.add_option("--max_buffered_bytes", c.processing.max_buffered_bytes,
+                 "Bytes held for messages in all open and in-flight batches together; reading from Kafka pauses "
+                 "while they reach it")
+      ->group(proc);
   app.add_option("--strategy_catalog", c.processing.strategy_catalog,
                  "Catalog file whose strategy types are added to, or replace, the built-in ones (README)")
       ->group(proc)->check(CLI::ExistingFile);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "strategy_consumer/pipeline/memory_budget.hpp"
+
 namespace strategy_consumer {
 
 void Batch::advance(const SourcePosition& source) {
@@ -16,10 +18,23 @@ void Batch::advance(const SourcePosition& source) {
 
 void Batch::add(StrategyRecord record, const SourcePosition& source, std::string payload) {
   advance(source);
+  const std::size_t held = sizeof(BatchEntry) + record_bytes(record) + payload.capacity() + source.topic.capacity();
+  bytes_ += held;
+  bytes_per_partition_[{source.topic, source.partition}] += held;
   entries_.push_back({std::move(record), source, std::move(payload)});
 }
 
-void Batch::skip(const SourcePosition& source) { advance(source); }
+void Batch::skip(const SourcePosition& source, std::size_t held_bytes) {
+  advance(source);
+  bytes_ += held_bytes;
+  bytes_per_partition_[{source.topic, source.partition}] += held_bytes;
+}
+
+void Batch::release_entries() {
+  std::vector<BatchEntry>().swap(entries_);
+  bytes_ = 0;
+  bytes_per_partition_.clear();
+}
 
 void Batch::drop_partitions(const std::set<TopicPartition>& partitions) {
   std::erase_if(entries_, [&](const BatchEntry& e) {
@@ -32,6 +47,10 @@ void Batch::drop_partitions(const std::set<TopicPartition>& partitions) {
       message_count_ -= it->second;
       messages_per_partition_.erase(it);
     }
+    if (auto it = bytes_per_partition_.find(tp); it != bytes_per_partition_.end()) {
+      bytes_ -= it->second;
+      bytes_per_partition_.erase(it);
+    }
   }
 }
 
@@ -40,7 +59,9 @@ void Batch::clear() {
   next_offsets_.clear();
   first_offsets_.clear();
   messages_per_partition_.clear();
+  bytes_per_partition_.clear();
   message_count_ = 0;
+  bytes_ = 0;
 }
 
 }  // namespace strategy_consumer

@@ -15,6 +15,7 @@
 
 #include "strategy_consumer/pipeline/batch.hpp"
 #include "strategy_consumer/pipeline/fold.hpp"
+#include "strategy_consumer/pipeline/memory_budget.hpp"
 #include "strategy_consumer/pipeline/stall_tracker.hpp"
 #include "strategy_consumer/message/json_decoder.hpp"
 #include "strategy_consumer/kafka/dead_letters.hpp"
@@ -109,6 +110,7 @@ struct Lane {
   std::condition_variable_any changed;
   std::unique_ptr<Work> job;  // guarded by mutex: in flight until `done`
   bool done = false;
+  std::atomic<std::size_t> in_flight_bytes{0};  // what the job holds: 0 once it is written (memory_budget.hpp)
   std::jthread thread;  // last: stopped and joined first
 };
 
@@ -125,6 +127,7 @@ struct Pipeline::Impl : RebalanceListener {
   RetryPolicy retry_policy;
   StrategyInspector inspector;  // decode + built-in validation, the same code as the Python StrategyInspector
   BatchPolicy batch_policy;
+  MemoryBudget memory;
   PostgresSink sink;  // the consumer thread's: schema and stored offsets
   std::uint64_t batch_id = 0;
   // The stored next offset of each assigned partition, as this consumer last read or wrote it (the fence).
@@ -148,6 +151,9 @@ struct Pipeline::Impl : RebalanceListener {
         sink(config.postgres, config.kafka.group_id) {
     retry_policy.max_attempts = config.processing.max_retries + 1;
     batch_policy.max_messages = static_cast<std::size_t>(config.processing.batch_size);
+    batch_policy.max_bytes = config.processing.max_batch_bytes;
+    memory.max_batch_bytes = config.processing.max_batch_bytes;
+    memory.max_buffered_bytes = config.processing.max_buffered_bytes;
     batch_policy.max_age = seconds_to_ms(config.processing.batch_timeout_seconds);
   }
 
@@ -304,6 +310,28 @@ struct Pipeline::Impl : RebalanceListener {
     return n;
   }
 
+  // Bytes held for messages by the open batches and the batches being written (memory_budget.hpp).
+  std::size_t held_bytes() const {
+    std::size_t n = 0;
+    for (const auto& lane : lanes) n += lane->open.batch.bytes() + lane->in_flight_bytes.load();
+    return n;
+  }
+
+  // Over --max_buffered_bytes the consumer does not poll (librdkafka stops fetching once its queue is full):
+  // open batches whose writer is free are handed off, else it waits for a writer to give its batch back.
+  void relieve_memory() {
+    for (auto& lane : lanes) {
+      collect(*lane, /*wait=*/false);
+      if (!lane->open.batch.empty() && !busy(*lane)) hand_off(*lane);
+    }
+    if (!memory.over(held_bytes())) return;
+    for (auto& lane : lanes) {
+      if (!busy(*lane)) continue;
+      collect(*lane, /*wait=*/true);
+      return;
+    }
+  }
+
   Lane& lane_of(std::int32_t partition) {
     return *lanes[static_cast<std::size_t>(partition) % lanes.size()];
   }
@@ -338,7 +366,7 @@ struct Pipeline::Impl : RebalanceListener {
         hash_scope.emplace(LogFields{{"strategy_hash", inspection.record.strategy_hash}});
       }
       dead_letter(open, message.payload, inspection.stage, std::move(inspection.reasons), message.source);
-      open.batch.skip(message.source);
+      open.batch.skip(message.source, message.payload.size());  // its letter waits in the producer's queue
     }
   }
 
@@ -428,6 +456,11 @@ struct Pipeline::Impl : RebalanceListener {
       } catch (...) {
         work->error = std::current_exception();
       }
+      // Written (or given up): no dead letter can need the payloads any more. Given back now, not when the
+      // consumer thread gets round to finishing the batch.
+      work->batch.release_entries();
+      for (auto& row : work->rows) row.folded.reset();
+      lane.in_flight_bytes = 0;
       {
         std::lock_guard lock(lane.mutex);
         lane.done = true;
@@ -529,6 +562,7 @@ struct Pipeline::Impl : RebalanceListener {
     }
     {
       std::lock_guard lock(lane.mutex);
+      lane.in_flight_bytes = work->batch.bytes();
       lane.job = std::move(work);
       lane.done = false;
     }
@@ -548,8 +582,13 @@ struct Pipeline::Impl : RebalanceListener {
     const auto poll_timeout = std::chrono::milliseconds(config.kafka.poll_timeout_ms);
     Clock::time_point idle_since{};  // while idle: since when (epoch: not idle)
     while (!stop_requested) {
-      // An open batch waits only kLinger for more: once everything fetched is read, it is written.
-      auto message = source->poll(open_messages() == 0 ? poll_timeout : std::min(poll_timeout, kLinger));
+      std::optional<KafkaMessage> message;
+      if (memory.over(held_bytes())) {
+        relieve_memory();  // not polling meanwhile
+      } else {
+        // An open batch waits only kLinger for more: once everything fetched is read, it is written.
+        message = source->poll(open_messages() == 0 ? poll_timeout : std::min(poll_timeout, kLinger));
+      }
       observer->heartbeat(expected.size());
       if (message) process(std::move(*message));
       const bool caught_up = source->caught_up();
@@ -562,8 +601,8 @@ struct Pipeline::Impl : RebalanceListener {
         const Batch& open = lane->open.batch;
         // While its writer is busy a batch goes on growing (the next transaction takes more at once), up to
         // --batch_size; then the consumer waits for the writer.
-        if (batch_policy.should_flush(open.message_count(), now - open.started(), nothing_waiting) &&
-            (!busy(*lane) || open.message_count() >= batch_policy.max_messages)) {
+        if (batch_policy.should_flush(open.message_count(), open.bytes(), now - open.started(), nothing_waiting) &&
+            (!busy(*lane) || batch_policy.full(open.message_count(), open.bytes()))) {
           hand_off(*lane);
         }
         idle = idle && lane->open.batch.empty() && !busy(*lane);

@@ -186,8 +186,39 @@ TEST(BatchPolicy, ShouldFlush) {
       {"caught up", 1, 0ms, true, true},
   };
   for (const auto& c : cases) {
-    EXPECT_EQ(policy.should_flush(c.messages, c.age, c.caught_up), c.expected) << c.name;
+    EXPECT_EQ(policy.should_flush(c.messages, 0, c.age, c.caught_up), c.expected) << c.name;
   }
+}
+
+TEST(BatchPolicy, FlushesOnBytesToo) {
+  BatchPolicy policy;
+  policy.max_messages = 1000;
+  policy.max_bytes = 1000;
+  EXPECT_FALSE(policy.should_flush(1, 999, 0ms, false));
+  EXPECT_TRUE(policy.should_flush(1, 1000, 0ms, false));
+  EXPECT_TRUE(policy.full(2, 5000));
+  EXPECT_FALSE(policy.should_flush(0, 5000, 0ms, false)) << "no message, nothing to write";
+}
+
+TEST(Batch, CountsTheBytesItHoldsAndGivesThemBackWhenReleased) {
+  Batch b;
+  const std::string payload(100000, 'x');
+  b.add(record("h1"), at("t", 0, 0), payload);
+  const std::size_t one = b.bytes();
+  EXPECT_GE(one, payload.size()) << "the payload counts";
+  EXPECT_LT(one, payload.size() + 4096) << "plus an estimate of the small record";
+  b.skip(at("t", 1, 0), 5000);  // a dead letter waiting in the producer's queue
+  EXPECT_EQ(b.bytes(), one + 5000);
+  b.drop_partitions({{"t", 1}});
+  EXPECT_EQ(b.bytes(), one);
+  b.add(record("h2"), at("t", 1, 1), payload);
+  b.release_entries();
+  EXPECT_EQ(b.bytes(), 0u);
+  EXPECT_TRUE(b.entries().empty());
+  EXPECT_EQ(b.message_count(), 2u) << "counts and offsets stay for the commit";
+  EXPECT_EQ(b.next_offsets(), (Offsets{{{"t", 0}, 1}, {{"t", 1}, 2}}));
+  b.clear();
+  EXPECT_EQ(b.bytes(), 0u);
 }
 
 TEST(BatchPolicy, Defaults) {

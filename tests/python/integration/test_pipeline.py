@@ -142,6 +142,22 @@ def test_a_refused_folded_row_dead_letters_every_message_folded_into_it(env):
     assert env.query("SELECT symbol FROM strategies") == [("ETH/USD",)]
 
 
+def test_large_valid_messages_flush_on_bytes(env):
+    """Issue 15.2: a batch is written once it holds --max_batch_bytes, whatever --batch_size says; the raw
+    payloads and decoded values count, so a backlog of large valid messages never piles up in one batch."""
+    msgs = unique_strategies(20, seed=15)
+    for m in msgs:
+        m["backtest_log"] = "x" * 600_000  # extra fields are allowed: read, ignored, not stored
+    for p in range(env.partitions):
+        env.produce(msgs[p::env.partitions], partition=p)
+    result = env.drain("--max_batch_bytes=1500000", "--max_buffered_bytes=4000000", "--log_format=text")
+    sizes = [int(n) for n in re.findall(r"batch \d+: (\d+) message\(s\)", result.stderr)]
+    assert sum(sizes) == 20, result.stderr[-3000:]
+    assert max(sizes) <= 3, sizes  # 600 kB each: the third reaches 1.5 MB
+    assert env.query("SELECT count(*) FROM strategies") == [(20,)]
+    assert env.stored_offsets() == {p: 5 for p in range(env.partitions)}
+
+
 def produce_at(env, items):
     """(message, partition, Kafka timestamp in ms) each, in order."""
     from confluent_kafka import Producer
