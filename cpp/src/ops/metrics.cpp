@@ -248,6 +248,7 @@ constexpr const char* kRuleRejections = "strategy_consumer_rule_rejections_total
 constexpr const char* kRuleErrors = "strategy_consumer_rule_errors_total";
 constexpr const char* kRuleWarnings = "strategy_consumer_rule_warnings_total";
 constexpr const char* kRuleSeconds = "strategy_consumer_rule_seconds_total";
+constexpr const char* kRuleEngineFailures = "strategy_consumer_rule_engine_failures_total";
 
 double unix_seconds_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -322,6 +323,17 @@ void Metrics::register_rule(const std::string& rule) {
 
 void Metrics::rules_evaluated(const RuleStats& totals) {
   std::lock_guard lock(mutex_);
+  if (!registry_.has_family(kRuleEngineFailures)) {
+    registry_.describe(kRuleEngineFailures,
+                       "Batches on which the analyst-rule engine itself failed (every strategy of the batch refused "
+                       "with stage rule:engine)",
+                       MetricType::counter);
+    registry_.add(kRuleEngineFailures, {}, 0);
+  }
+  if (totals.engine_failures > engine_failures_) {
+    registry_.add(kRuleEngineFailures, {}, static_cast<double>(totals.engine_failures - engine_failures_));
+    engine_failures_ = totals.engine_failures;
+  }
   for (const auto& now : totals.rules) {
     auto [it, added] = rule_totals_.try_emplace(now.name);
     if (added) register_rule(now.name);

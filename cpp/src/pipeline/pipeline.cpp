@@ -544,6 +544,7 @@ struct Pipeline::Impl : RebalanceListener {
   void hand_off(Lane& lane) {
     collect(lane, /*wait=*/true);
     if (lane.open.batch.empty()) return;
+    if (rules) rules->reload_if_changed();  // between two batches of the lane: a backlog never waits for a reload
     auto work = std::make_unique<Work>(std::exchange(lane.open, Work{}));
     work->handed_off = Clock::now();
     LogScope log_scope(batch_log_fields(work->id, work->batch));
@@ -607,7 +608,7 @@ struct Pipeline::Impl : RebalanceListener {
         }
         idle = idle && lane->open.batch.empty() && !busy(*lane);
       }
-      if (rules && open_messages() == 0) rules->reload_if_changed();  // between batches only
+      if (rules && open_messages() == 0) rules->reload_if_changed();  // idle: no batch to hand off
       if (max_time.count() > 0 && now - start >= max_time) {
         flush_all();
         spdlog::info("maximum processing time reached");

@@ -248,6 +248,22 @@ TEST(Metrics, RuleFamiliesAppearOnceARuleIsRegistered) {
   EXPECT_TRUE(has_line(text, "strategy_consumer_rule_evaluations_total{rule=\"other\"} 1"));
 }
 
+TEST(Metrics, RuleEngineFailuresAreCountedByWhatTheyGrew) {
+  Metrics m;
+  EXPECT_FALSE(m.registry().has_family("strategy_consumer_rule_engine_failures_total")) << "no rules, no family";
+  RuleStats totals;
+  totals.rules.push_back({.name = "few_trades", .severity = "reject"});
+  m.rules_evaluated(totals);
+  EXPECT_TRUE(has_line(m.render(), "strategy_consumer_rule_engine_failures_total 0"));
+  totals.engine_failures = 2;
+  m.rules_evaluated(totals);
+  m.rules_evaluated(totals);  // the same totals again: nothing more
+  EXPECT_TRUE(has_line(m.render(), "strategy_consumer_rule_engine_failures_total 2"));
+  totals.engine_failures = 3;
+  m.rules_evaluated(totals);
+  EXPECT_EQ(m.registry().value("strategy_consumer_rule_engine_failures_total"), 3);
+}
+
 TEST(Metrics, RuleTotalsBecomeTheRuleCountersByWhatTheyGrew) {
   Metrics m;
   RuleStats totals;

@@ -183,6 +183,7 @@ class Metrics : public PipelineObserver {
   mutable std::mutex mutex_;  // guards the two below
   std::string stall_reason_;
   std::map<std::string, RuleCounters> rule_totals_;  // as last seen by rules_evaluated()
+  std::uint64_t engine_failures_ = 0;                // likewise
 };
 
 }  // namespace strategy_consumer

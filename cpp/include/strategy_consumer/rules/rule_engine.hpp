@@ -53,6 +53,9 @@ struct RuleCounters {
 struct RuleStats {
   std::vector<RuleCounters> rules;  // in rule order; rules no longer loaded last
   std::uint64_t batches = 0;        // evaluate() calls
+  // Batches on which the engine itself failed (not one rule: the evaluation as a whole raised). Each strategy of
+  // such a batch is refused with stage rule:engine rather than stored unchecked.
+  std::uint64_t engine_failures = 0;
   std::uint64_t reloads = 0;        // successful reloads (not counting the first load)
   std::uint64_t failed_reloads = 0;
   std::string last_reload_error;    // "" when the last reload succeeded
