@@ -1,6 +1,6 @@
 // Micro-benchmarks of the consumer's CPU path, one stage at a time: decoding (the one-pass fast path, and the
 // strict DOM path that decides every message the fast path declines), the canonical hash (canonical JSON +
-// SHA-256), validation against the built-in catalog, COPY row encoding and the in-batch collapse; BM_Reference*
+// SHA-256), validation against the built-in catalog, COPY row encoding and the in-batch fold; BM_Reference*
 // are floors of the JSON library alone (its DOM parser, and its parser feeding a SAX handler that keeps nothing).
 // scripts/bench measures the whole path on realistic messages (strategy-bench-tool cpu); these say where its time
 // goes. Run: build/benchmarks/micro_benchmarks

@@ -6,7 +6,7 @@ messages (the shape of python/strategy_consumer/samples.py: 400-540 bytes; about
 strategies, the rest new; a handful invalid) and measures, on the same messages:
 
   limit     psql \\copy of exactly the rows strategy-consumer writes (strategy-bench-tool rows: the consumer's
-            decode, validation, in-batch collapse and COPY encoding, batch by batch) into the temporary staging
+            decode, validation, in-batch fold and COPY encoding, batch by batch) into the temporary staging
             table, then the consumer's INSERT ... ON CONFLICT, one transaction per batch of --batch_size
             messages, into an empty `strategies` table. psql start to the last commit.
   consumer  strategy-consumer draining the pre-filled topic (>= 128 partitions) into an empty table: process

@@ -86,10 +86,10 @@ class MetricsRegistry {
 // One committed batch, as counted after its transaction.
 struct BatchReport {
   std::uint64_t batch_id = 0;
-  std::size_t messages = 0;        // read into the batch: stored, collapsed or dead-lettered
+  std::size_t messages = 0;        // read into the batch: stored, folded or dead-lettered
   std::size_t stored_new = 0;
   std::size_t stored_updated = 0;
-  std::size_t duplicates = 0;      // collapsed into a later message of the same strategy_hash
+  std::size_t duplicates = 0;      // folded into the row of an earlier message of the same strategy_hash
   std::size_t dead_lettered = 0;   // letters of this batch, every stage
   std::map<std::string, std::size_t> dead_letters_by_stage;
   std::size_t outdated = 0;        // re-discoveries older than the stored one (Kafka timestamp): not applied

@@ -2,7 +2,7 @@
 // Analyst rules, as the core sees them: an interface. The core knows nothing of Python; cpp/pyrules/ implements
 // it with an interpreter (PythonRuleEngine), and a test can implement it with plain C++.
 //
-// The pipeline hands the engine each batch ONCE, just before the write and before in-batch duplicates collapse
+// The pipeline hands the engine each batch ONCE, just before the write and before in-batch duplicates fold
 // (every message gets its own verdict, whatever batch it lands in): the strategies it refuses are dead-lettered
 // with stage `rule:<name>` and left out of the transaction (their offsets still advance with the batch). Between batches the pipeline calls reload_if_changed(), where a
 // requested or a file-triggered reload happens; a reload that fails keeps the rules that were running.
