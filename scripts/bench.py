@@ -25,8 +25,9 @@ strategies, the rest new; a handful invalid) and measures, on the same messages:
   memory    peak RSS of strategy-consumer draining --memory_messages (the kernel's VmHWM of the process, read
             every 20 ms while it runs).
   large     peak RSS of strategy-consumer draining 400 valid messages of 1 MB each (a large field the consumer
-            ignores; 24 of 600 kB with --quick), against --max_buffered_bytes (128 MiB; 8 MiB with --quick)
-            plus LARGE_CONSTANT_MB.
+            ignores; 24 of 600 kB with --quick) while every row's insert waits LARGE_ROW_SECONDS (the database is
+            the bottleneck, so a backlog builds up in the consumer), against --max_buffered_bytes (128 MiB; 8 MiB
+            with --quick) plus LARGE_CONSTANT_MB.
 
 Every rate counts all messages of the topic (valid or not). Writes one JSON file per run to bench-results/.
 """
@@ -63,6 +64,7 @@ LARGE_TOPIC = "bench-large"
 # responses being read into it (up to one message over, per partition fetched at once), one message over each
 # budget, and what the allocator keeps of freed blocks.
 LARGE_CONSTANT_MB = 96.0
+LARGE_ROW_SECONDS = 0.1  # each row's insert in the large phase: the database, not Kafka, is the bottleneck
 DLQ = "bench-dlq"
 PARTITION_BYTES = 4 * 1024 * 1024  # the dev broker keeps about 5 MiB per partition; stay below
 PARTITION_MESSAGES = 90_000         # ... and 100,000 messages
@@ -626,9 +628,10 @@ def large_messages(n: int, size: int, seed: int) -> list[bytes]:
 
 def phase_large(pg: PostgresServer, tool: str, work: Path, n: int, size: int, budget_args: list[str],
                 budget_mb: float) -> dict:
-    """Peak RSS draining a topic of large valid messages, against --max_buffered_bytes plus LARGE_CONSTANT_MB:
-    without a byte budget the open and in-flight batches held every message until their batch was written (a
-    backlog of 1 MiB messages needed gigabytes)."""
+    """Peak RSS draining a topic of large valid messages, against --max_buffered_bytes plus LARGE_CONSTANT_MB,
+    with PostgreSQL the bottleneck (every row inserted waits LARGE_ROW_SECONDS, as on a loaded server), so that
+    the consumer reads faster than it writes: without a byte budget the open and in-flight batches held every
+    message read until their batch was written (a backlog of 1 MiB messages needed gigabytes)."""
     messages = large_messages(n, size, seed=7)
     per_partition = max(1, PARTITION_BYTES // size)
     partitions = math.ceil(n / per_partition)
@@ -638,6 +641,15 @@ def phase_large(pg: PostgresServer, tool: str, work: Path, n: int, size: int, bu
         total_mb = sum(len(m) for m in messages) / 2**20
         del messages
         db = Database(pg, "bench_large", tool)
+        conn = pg.connect(db.name)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("CREATE FUNCTION bench_slow_row() RETURNS trigger AS $$ BEGIN"
+                            f" PERFORM pg_sleep({LARGE_ROW_SECONDS}); RETURN NEW; END $$ LANGUAGE plpgsql")
+                cur.execute("CREATE TRIGGER bench_slow_row BEFORE INSERT ON strategies FOR EACH ROW"
+                            " EXECUTE FUNCTION bench_slow_row()")
+        finally:
+            conn.close()
         args = consumer_args(kafka, pg, db.name, LARGE_TOPIC, "bench-large", 1000,
                              "--idle_timeout_seconds=2", "--max_processing_time_seconds=3600", *budget_args)
         start = time.time()
@@ -648,6 +660,7 @@ def phase_large(pg: PostgresServer, tool: str, work: Path, n: int, size: int, bu
         peak = hwm_kb / 1024.0
         return {"messages": n, "message_bytes": size, "topic_mb": round(total_mb, 1), "partitions": partitions,
                 "budget_args": budget_args, "budget_mb": budget_mb, "constant_mb": LARGE_CONSTANT_MB,
+                "row_seconds": LARGE_ROW_SECONDS,
                 "peak_rss_mb": peak, "within_budget": peak <= budget_mb + LARGE_CONSTANT_MB,
                 "seconds": time.time() - start, "stored": stored, "rss_timeline_mb": timeline,
                 "peak_growth_mb": hwm_steps}
