@@ -1,6 +1,6 @@
 // Micro-benchmarks of the consumer's CPU path, one stage at a time: decoding (the one-pass fast path, and the
 // strict DOM path that decides every message the fast path declines; protobuf against JSON of the same content), the canonical hash (canonical JSON +
-// SHA-256), validation against the built-in catalog, COPY row encoding and the in-batch collapse; BM_Reference*
+// SHA-256), validation against the built-in catalog, COPY row encoding and the in-batch fold; BM_Reference*
 // are floors of the JSON library alone (its DOM parser, and its parser feeding a SAX handler that keeps nothing).
 // scripts/bench measures the whole path on realistic messages (strategy-bench-tool cpu); these say where its time
 // goes. Run: build/benchmarks/micro_benchmarks
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "strategy_consumer/pipeline/batch.hpp"
+#include "strategy_consumer/pipeline/fold.hpp"
 #include "strategy_consumer/message/canonical_hash.hpp"
 #include "strategy_consumer/message/catalog.hpp"
 #include "strategy_consumer/message/json_decoder.hpp"
@@ -282,8 +283,8 @@ void BM_EncodeCopyRow(benchmark::State& state) {
 }
 BENCHMARK(BM_EncodeCopyRow);
 
-// collapse_by_hash over a batch of 1,000 records with 10% repeats, per record.
-void BM_CollapseByHash(benchmark::State& state) {
+// fold_by_hash over a batch of 1,000 records with 10% repeats, per record.
+void BM_FoldByHash(benchmark::State& state) {
   const auto records = decoded_records();
   std::vector<BatchEntry> entries;
   for (int i = 0; i < 1000; ++i) {
@@ -293,12 +294,12 @@ void BM_CollapseByHash(benchmark::State& state) {
     entries.push_back(std::move(e));
   }
   for (auto _ : state) {
-    auto chosen = collapse_by_hash(entries);
-    benchmark::DoNotOptimize(chosen);
+    auto rows = fold_by_hash(entries);
+    benchmark::DoNotOptimize(rows);
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * entries.size()));
 }
-BENCHMARK(BM_CollapseByHash);
+BENCHMARK(BM_FoldByHash);
 
 // The whole per-message path of strategy-bench-tool cpu: decode (with hash) + validate + encode.
 void BM_FullPath(benchmark::State& state) {

@@ -3,7 +3,7 @@
 // JSON or protobuf DiscoveredStrategy, told apart as --message_format=auto does.
 //
 //   rows     per batch of --batch_size messages, the COPY text the sink sends for that batch: inspect (decode,
-//            validate), collapse duplicates by strategy_hash (collapse_by_hash), encode_copy_row, lines joined by
+//            validate), fold duplicates by strategy_hash (fold_by_hash), encode_copy_row, lines joined by
 //            '\n' and each ended by one, as pqxx::tablewriter sends them. Byte for byte the rows strategy-consumer
 //            writes (when its batches hold the same messages), for the "limit" measurement with psql \copy.
 //            --hashes FILE also writes each message's strategy_hash, one a line ("-" for a refused message).
@@ -28,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "strategy_consumer/pipeline/batch.hpp"
+#include "strategy_consumer/pipeline/fold.hpp"
 #include "strategy_consumer/message/canonical_hash.hpp"
 #include "strategy_consumer/message/decoding.hpp"
 #include "strategy_consumer/postgres/copy_encoder.hpp"
@@ -86,8 +87,8 @@ int run_rows(const std::string& input, std::size_t batch_size, const std::string
   auto write_batch = [&] {
     if (batch.empty()) return;
     std::string text;
-    for (auto i : collapse_by_hash(batch.entries())) {
-      encode_copy_row(text, batch.entries()[i].record);
+    for (const auto& row : fold_by_hash(batch.entries())) {
+      encode_copy_row(text, row.record(batch.entries()));
       text += '\n';
       ++rows;
     }

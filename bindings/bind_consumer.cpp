@@ -46,6 +46,7 @@ class Consumer {
     d["messages"] = c.messages.load();
     d["stored_new"] = c.stored_new.load();
     d["stored_updated"] = c.stored_updated.load();
+    d["outdated"] = c.outdated.load();
     d["duplicate_in_batch"] = c.duplicate_in_batch.load();
     d["dead_lettered"] = c.dead_lettered.load();
     d["batches"] = c.batches.load();

@@ -42,6 +42,7 @@ loaded. log_outcomes: log rule warnings and errors (False when the caller reads 
             py::dict out;
             out["rules"] = rules;
             out["batches"] = s.batches;
+            out["engine_failures"] = s.engine_failures;
             out["reloads"] = s.reloads;
             out["failed_reloads"] = s.failed_reloads;
             out["last_reload_error"] = s.last_reload_error;

@@ -6,7 +6,7 @@ messages (the shape of python/strategy_consumer/samples.py: 400-540 bytes; about
 strategies, the rest new; a handful invalid) and measures, on the same messages:
 
   limit     psql \\copy of exactly the rows strategy-consumer writes (strategy-bench-tool rows: the consumer's
-            decode, validation, in-batch collapse and COPY encoding, batch by batch) into the temporary staging
+            decode, validation, in-batch fold and COPY encoding, batch by batch) into the temporary staging
             table, then the consumer's INSERT ... ON CONFLICT, one transaction per batch of --batch_size
             messages, into an empty `strategies` table. psql start to the last commit.
   consumer  strategy-consumer draining the pre-filled topic (>= 128 partitions) into an empty table: process
@@ -24,6 +24,10 @@ strategies, the rest new; a handful invalid) and measures, on the same messages:
             meanwhile (a real broker answers on arrival).
   memory    peak RSS of strategy-consumer draining --memory_messages (the kernel's VmHWM of the process, read
             every 20 ms while it runs).
+  large     peak RSS of strategy-consumer draining 400 valid messages of 1 MB each (a large field the consumer
+            ignores; 24 of 600 kB with --quick) while every row's insert waits LARGE_ROW_SECONDS (the database is
+            the bottleneck, so a backlog builds up in the consumer), against --max_buffered_bytes (128 MiB; 8 MiB
+            with --quick) plus LARGE_CONSTANT_MB.
 
 Every rate counts all messages of the topic (valid or not). Writes one JSON file per run to bench-results/.
 --message_format=protobuf sends the valid messages as the discovery pipeline does (binary protobuf
@@ -57,6 +61,13 @@ from strategy_consumer.services import DevBroker, PostgresServer, find_binary, f
 ROOT = Path(__file__).resolve().parents[1]
 TOPIC = "bench-strategies"
 MEMORY_TOPIC = "bench-memory"
+LARGE_TOPIC = "bench-large"
+# What the consumer holds beyond --max_buffered_bytes (memory_budget.hpp): the process itself with its libraries
+# (about 30 MB), librdkafka's queue of prefetched messages (queued.max.messages.kbytes: 16 MiB) and the fetch
+# responses being read into it (up to one message over, per partition fetched at once), one message over each
+# budget, and what the allocator keeps of freed blocks.
+LARGE_CONSTANT_MB = 96.0
+LARGE_ROW_SECONDS = 0.1  # each row's insert in the large phase: the database, not Kafka, is the bottleneck
 DLQ = "bench-dlq"
 PARTITION_BYTES = 4 * 1024 * 1024  # the dev broker keeps about 5 MiB per partition; stay below
 PARTITION_MESSAGES = 90_000         # ... and 100,000 messages
@@ -70,6 +81,7 @@ TARGETS = {
     "cpu_path_messages_per_second": (">=", 250_000.0),
     "latency_p99_ms": ("<=", 200.0),
     "peak_rss_mb": ("<=", 150.0),
+    "large_peak_rss_over_bound": ("<=", 1.0),
 }
 
 # The sink's staging table and upsert (cpp/src/postgres/sink.cpp, kCreateStaging and kUpsert): the limit runs
@@ -78,16 +90,17 @@ STAGING_DDL = (
     "CREATE TEMP TABLE IF NOT EXISTS strategy_staging ("
     " symbol VARCHAR, strategy_type VARCHAR, parameters JSONB, current_score DOUBLE PRECISION,"
     " strategy_hash VARCHAR, discovery_symbol VARCHAR, discovery_start_time TIMESTAMP,"
-    " discovery_end_time TIMESTAMP, performance_metrics JSONB) ON COMMIT DELETE ROWS")
+    " discovery_end_time TIMESTAMP, performance_metrics JSONB, message_timestamp TIMESTAMP) ON COMMIT DELETE ROWS")
 COPY_COLUMNS = ("symbol, strategy_type, parameters, current_score, strategy_hash, discovery_symbol, "
-                "discovery_start_time, discovery_end_time, performance_metrics")
+                "discovery_start_time, discovery_end_time, performance_metrics, message_timestamp")
 UPSERT = (
     "WITH moved AS (DELETE FROM strategy_staging RETURNING *),"
     " up AS ("
     "  INSERT INTO strategies (symbol, strategy_type, parameters, current_score, strategy_hash,"
-    "   discovery_symbol, discovery_start_time, discovery_end_time, performance_metrics)"
+    "   discovery_symbol, discovery_start_time, discovery_end_time, performance_metrics, message_timestamp)"
     "  SELECT symbol, strategy_type, parameters, current_score, strategy_hash,"
-    "   discovery_symbol, discovery_start_time, discovery_end_time, performance_metrics FROM moved"
+    "   discovery_symbol, discovery_start_time, discovery_end_time, performance_metrics, message_timestamp"
+    "  FROM moved"
     "  ORDER BY strategy_hash"
     "  ON CONFLICT (strategy_hash) DO UPDATE SET"
     "   current_score = EXCLUDED.current_score,"
@@ -95,10 +108,13 @@ UPSERT = (
     "   discovery_symbol = COALESCE(EXCLUDED.discovery_symbol, strategies.discovery_symbol),"
     "   discovery_start_time = COALESCE(EXCLUDED.discovery_start_time, strategies.discovery_start_time),"
     "   discovery_end_time = COALESCE(EXCLUDED.discovery_end_time, strategies.discovery_end_time),"
+    "   message_timestamp = COALESCE(EXCLUDED.message_timestamp, strategies.message_timestamp),"
     "   last_evaluated_at = NOW(),"
     "   updated_at = NOW()"
+    "  WHERE EXCLUDED.message_timestamp IS NULL OR strategies.message_timestamp IS NULL"
+    "   OR EXCLUDED.message_timestamp >= strategies.message_timestamp"
     "  RETURNING (xmax = 0) AS inserted)"
-    " SELECT count(*) FILTER (WHERE inserted), count(*) FROM up")
+    " SELECT count(*) FILTER (WHERE inserted), count(*), (SELECT count(*) FROM moved) FROM up")
 
 PG_SETTINGS_SHOWN = ("server_version", "fsync", "synchronous_commit", "full_page_writes", "wal_level",
                      "track_commit_timestamp", "shared_buffers", "max_wal_size", "checkpoint_timeout",
@@ -198,13 +214,16 @@ def partitions_for(messages: list[bytes], minimum: int) -> int:
     return max(minimum, math.ceil(total / PARTITION_BYTES), math.ceil(len(messages) / PARTITION_MESSAGES))
 
 
-def fill_topic(bootstrap: str, topic: str, partitions: int, messages: list[bytes]) -> None:
+def fill_topic(bootstrap: str, topic: str, partitions: int, messages: list[bytes], max_bytes: int = 0) -> None:
     """Produces message i to partition i % partitions: every partition gets its share. (Keyless messages would
     go to one partition a producer batch at a time, up to 10,000 messages, which can overfill a partition of
     the dev broker.)"""
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
+    settings = {"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True}
+    if max_bytes:
+        settings["message.max.bytes"] = max_bytes
+    producer = Producer(settings)
     failed: list = []
 
     def on_delivery(err, _msg):
@@ -563,38 +582,96 @@ def phase_memory(pg: PostgresServer, tool: str, work: Path, messages: list[bytes
         log_path = work / "memory-consumer.log"
         load = os.getloadavg()[0]
         start = time.time()
-        with open(log_path, "w") as log_file:
-            proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log_file)
-            hwm_kb, last_step_kb, timeline, hwm_steps, next_sample = 0, 0, [], [], start
-            while True:
-                pid, status = os.waitpid(proc.pid, os.WNOHANG)
-                if pid:
-                    proc.returncode = os.waitstatus_to_exitcode(status)
-                    break
-                # The kernel's high-water mark of the process's memory since exec (VmHWM), read every 20 ms until
-                # it exits. Not ru_maxrss: for a child spawned with vfork (as subprocess does) that also counts
-                # the RSS of this Python process before the exec.
-                try:
-                    status_text = Path(f"/proc/{proc.pid}/status").read_text()
-                    hwm = int(re.search(r"VmHWM:\s+(\d+)", status_text).group(1))
-                    if hwm > last_step_kb + 5 * 1024:  # when the peak grew, by 5 MB or more
-                        hwm_steps.append((round(time.time() - start, 2), round(hwm / 1024, 1)))
-                        last_step_kb = hwm
-                    hwm_kb = max(hwm_kb, hwm)
-                    if time.time() >= next_sample:  # RSS once a second, to tell a plateau from growth
-                        rss_kb = int(re.search(r"VmRSS:\s+(\d+)", status_text).group(1))
-                        timeline.append((round(time.time() - start, 1), round(rss_kb / 1024, 1)))
-                        next_sample += 1.0
-                except (OSError, AttributeError):
-                    pass
-                time.sleep(0.02)
-        if proc.returncode != 0:
-            raise RuntimeError("strategy-consumer failed:\n" + log_path.read_text(errors="replace")[-3000:])
+        hwm_kb, timeline, hwm_steps = run_watching_rss(args, log_path, start)
         end = db.last_commit("strategies", "strategy_consumer_offsets")
         return {"messages": len(messages), "partitions": partitions, "peak_rss_mb": hwm_kb / 1024.0,
                 "seconds": end - start, "messages_per_second": len(messages) / (end - start),
                 "stored": db.count(), "load_average_at_start": load,
                 "rss_timeline_mb": timeline, "peak_growth_mb": hwm_steps}
+
+
+def run_watching_rss(args: list[str], log_path: Path, start: float) -> tuple[int, list, list]:
+    """Runs strategy-consumer to its exit, its stderr into log_path: (peak RSS in kB, RSS once a second, the
+    moments the peak grew by 5 MB or more). Raises when it fails."""
+    with open(log_path, "w") as log_file:
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log_file)
+        hwm_kb, last_step_kb, timeline, hwm_steps, next_sample = 0, 0, [], [], start
+        while True:
+            pid, status = os.waitpid(proc.pid, os.WNOHANG)
+            if pid:
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                break
+            # The kernel's high-water mark of the process's memory since exec (VmHWM), read every 20 ms until
+            # it exits. Not ru_maxrss: for a child spawned with vfork (as subprocess does) that also counts
+            # the RSS of this Python process before the exec.
+            try:
+                status_text = Path(f"/proc/{proc.pid}/status").read_text()
+                hwm = int(re.search(r"VmHWM:\s+(\d+)", status_text).group(1))
+                if hwm > last_step_kb + 5 * 1024:  # when the peak grew, by 5 MB or more
+                    hwm_steps.append((round(time.time() - start, 2), round(hwm / 1024, 1)))
+                    last_step_kb = hwm
+                hwm_kb = max(hwm_kb, hwm)
+                if time.time() >= next_sample:  # RSS once a second, to tell a plateau from growth
+                    rss_kb = int(re.search(r"VmRSS:\s+(\d+)", status_text).group(1))
+                    timeline.append((round(time.time() - start, 1), round(rss_kb / 1024, 1)))
+                    next_sample += 1.0
+            except (OSError, AttributeError):
+                pass
+            time.sleep(0.02)
+    if proc.returncode != 0:
+        raise RuntimeError("strategy-consumer failed:\n" + log_path.read_text(errors="replace")[-3000:])
+    return hwm_kb, timeline, hwm_steps
+
+
+def large_messages(n: int, size: int, seed: int) -> list[bytes]:
+    """n valid, distinct strategies of about `size` bytes each: the discovery pipeline's shape plus a large field
+    the consumer ignores (extra fields are allowed), so every byte reaches the consumer and none the table."""
+    out = []
+    for m in valid_messages(n, seed, rediscover_ratio=0.0):
+        doc = json.loads(m)
+        doc["backtest_log"] = "x" * max(0, size - len(m) - 20)
+        out.append(json.dumps(doc).encode())
+    return out
+
+
+def phase_large(pg: PostgresServer, tool: str, work: Path, n: int, size: int, budget_args: list[str],
+                budget_mb: float) -> dict:
+    """Peak RSS draining a topic of large valid messages, against --max_buffered_bytes plus LARGE_CONSTANT_MB,
+    with PostgreSQL the bottleneck (every row inserted waits LARGE_ROW_SECONDS, as on a loaded server), so that
+    the consumer reads faster than it writes: without a byte budget the open and in-flight batches held every
+    message read until their batch was written (a backlog of 1 MiB messages needed gigabytes)."""
+    messages = large_messages(n, size, seed=7)
+    per_partition = max(1, PARTITION_BYTES // size)
+    partitions = math.ceil(n / per_partition)
+    with DevBroker(topics={LARGE_TOPIC: partitions, DLQ: 1}) as kafka:
+        fill_topic(kafka.bootstrap, LARGE_TOPIC, partitions, messages, max_bytes=2 * size)
+        check_topic_complete(kafka.bootstrap, LARGE_TOPIC, partitions, len(messages))
+        total_mb = sum(len(m) for m in messages) / 2**20
+        del messages
+        db = Database(pg, "bench_large", tool)
+        conn = pg.connect(db.name)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("CREATE FUNCTION bench_slow_row() RETURNS trigger AS $$ BEGIN"
+                            f" PERFORM pg_sleep({LARGE_ROW_SECONDS}); RETURN NEW; END $$ LANGUAGE plpgsql")
+                cur.execute("CREATE TRIGGER bench_slow_row BEFORE INSERT ON strategies FOR EACH ROW"
+                            " EXECUTE FUNCTION bench_slow_row()")
+        finally:
+            conn.close()
+        args = consumer_args(kafka, pg, db.name, LARGE_TOPIC, "bench-large", 1000,
+                             "--idle_timeout_seconds=2", "--max_processing_time_seconds=3600", *budget_args)
+        start = time.time()
+        hwm_kb, timeline, hwm_steps = run_watching_rss(args, work / "large-consumer.log", start)
+        stored = db.count()
+        if stored != n:
+            raise RuntimeError(f"large messages: {stored} of {n} stored")
+        peak = hwm_kb / 1024.0
+        return {"messages": n, "message_bytes": size, "topic_mb": round(total_mb, 1), "partitions": partitions,
+                "budget_args": budget_args, "budget_mb": budget_mb, "constant_mb": LARGE_CONSTANT_MB,
+                "row_seconds": LARGE_ROW_SECONDS,
+                "peak_rss_mb": peak, "within_budget": peak <= budget_mb + LARGE_CONSTANT_MB,
+                "seconds": time.time() - start, "stored": stored, "rss_timeline_mb": timeline,
+                "peak_growth_mb": hwm_steps}
 
 
 # --- report -------------------------------------------------------------------------------------------------
@@ -633,6 +710,10 @@ def compute_figures(d: dict) -> dict:
         f["latency_short_fetch_wait_p99_ms"] = d["latency_short_fetch_wait"]["p99_ms"]
     if "memory" in d:
         f["peak_rss_mb"] = d["memory"]["peak_rss_mb"]
+    if "large" in d:
+        x = d["large"]
+        f["large_peak_rss_mb"] = x["peak_rss_mb"]
+        f["large_peak_rss_over_bound"] = x["peak_rss_mb"] / (x["budget_mb"] + x["constant_mb"])
     return f
 
 
@@ -680,6 +761,13 @@ def print_table(result: dict) -> None:
     if "memory" in d:
         rows.append((f"peak RSS draining {d['memory']['messages']:,} messages", f"{f['peak_rss_mb']:.0f} MB",
                      *target("peak_rss_mb", "<= 150 MB")))
+    if "large" in d:
+        x = d["large"]
+        bound = x["budget_mb"] + x["constant_mb"]
+        rows.append((f"peak RSS draining {x['messages']:,} valid messages of {x['message_bytes'] / 1e6:.1f} MB "
+                     f"({x['topic_mb']:.0f} MiB)", f"{f['large_peak_rss_mb']:.0f} MB",
+                     *target("large_peak_rss_over_bound",
+                             f"<= {bound:.0f} MB (budget {x['budget_mb']:.0f} + {x['constant_mb']:.0f})")))
     header = ("measurement", "figure", "target", "")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
     print(f"\nstrategy-consumer benchmarks, {result['date']}: {p['messages']:,} messages, batch {p['batch_size']}, "
@@ -744,11 +832,18 @@ def run_phases(args, phases: set, work: Path, d: dict, n: int, memory_n: int, la
             memory_messages = bench_messages(memory_n, args.seed + 1)
             d["memory"] = phase_memory(pg, tool, work, memory_messages, args.batch_size, args.partitions)
             del memory_messages
+        if "large" in phases:
+            n_large, size = (24, 600_000) if args.quick else (400, 1_000_000)
+            # Quick: small budgets, so that even a tiny topic holds several times the budget.
+            budget_args = ["--max_batch_bytes=2097152", "--max_buffered_bytes=8388608"] if args.quick else []
+            budget_mb = 8.0 if args.quick else 128.0
+            log(f"large messages: draining {n_large} valid messages of {size:,} bytes, budget {budget_mb:.0f} MiB")
+            d["large"] = phase_large(pg, tool, work, n_large, size, budget_args, budget_mb)
 
     return rows, sizes, partitions, latency_partitions, settings
 
 
-PHASES = ("limit", "consumer", "original", "cpu", "latency", "memory")
+PHASES = ("limit", "consumer", "original", "cpu", "latency", "memory", "large")
 
 
 def main() -> int:

@@ -123,7 +123,7 @@ struct PythonRuleEngine::Impl {
   mutable std::mutex mutex;  // guards what stats() reads
   std::vector<RuleCounters> counters;
   std::map<std::string, std::size_t> counter_index;
-  std::uint64_t batches = 0, reloads = 0, failed_reloads = 0;
+  std::uint64_t batches = 0, reloads = 0, failed_reloads = 0, engine_failures = 0;
   std::string last_reload_error;
   std::vector<std::string> source_names;
 
@@ -272,6 +272,10 @@ std::vector<RuleOutcome> PythonRuleEngine::evaluate(const std::vector<const Stra
     }
   }
   if (!engine_failure.empty()) {
+    {
+      std::lock_guard lock(impl_->mutex);
+      ++impl_->engine_failures;
+    }
     spdlog::error("the rule engine failed on a batch of {} strategies, refusing them: {}", records.size(),
                   engine_failure);
     for (auto& o : out) {
@@ -336,6 +340,7 @@ RuleStats PythonRuleEngine::stats() const {
   RuleStats out;
   out.rules = impl_->counters;
   out.batches = impl_->batches;
+  out.engine_failures = impl_->engine_failures;
   out.reloads = impl_->reloads;
   out.failed_reloads = impl_->failed_reloads;
   out.last_reload_error = impl_->last_reload_error;

@@ -67,7 +67,7 @@ class Consumer:
 
     @property
     def counters(self) -> dict:
-        """messages, stored_new, stored_updated, duplicate_in_batch, dead_lettered, batches, ..."""
+        """messages, stored_new, stored_updated, outdated, duplicate_in_batch, dead_lettered, batches, ..."""
         return self._core.counters
 
     @property

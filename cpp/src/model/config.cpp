@@ -119,6 +119,7 @@ void ProcessingConfig::validate() const {
   require(max_processing_time_seconds >= 0, "--max_processing_time_seconds: must not be negative");
   require(shutdown_timeout_seconds > 0, "--shutdown_timeout_seconds: must be positive");
   require(writer_connections >= 1 && writer_connections <= 16, "--writer_connections: must be between 1 and 16");
+  require(write_stall_seconds > 0, "--write_stall_seconds: must be greater than 0");
   require(max_message_bytes >= 1024 && max_message_bytes <= (256u << 20),
           "--max_message_bytes: must be between 1024 and 268435456");
   require(one_of(message_format, {"auto", "json", "protobuf"}),
@@ -127,6 +128,8 @@ void ProcessingConfig::validate() const {
           "--parameters_layout: must be named or tradestream, not '" + parameters_layout + "'");
   require(one_of(strategy_hash_scheme, {"canonical", "tradestream"}),
           "--strategy_hash_scheme: must be canonical or tradestream, not '" + strategy_hash_scheme + "'");
+  require(max_batch_bytes >= 1024, "--max_batch_bytes: must be at least 1024");
+  require(max_buffered_bytes >= max_batch_bytes, "--max_buffered_bytes: must be at least --max_batch_bytes");
 }
 
 void Config::validate() const {
@@ -137,6 +140,8 @@ void Config::validate() const {
   require(!postgres.database.empty(), "--postgres_database: must not be empty");
   require(!postgres.user.empty(), "--postgres_username: must not be empty");
   require(postgres.min_connections >= 1, "--postgres_min_connections: must be at least 1");
+  require(postgres.statement_timeout_seconds >= 0, "--statement_timeout_seconds: must not be negative");
+  require(postgres.lock_timeout_seconds >= 0, "--lock_timeout_seconds: must not be negative");
   require(postgres.max_connections >= postgres.min_connections,
           "--postgres_max_connections: must be at least --postgres_min_connections");
   require(verbosity >= -3 && verbosity <= 3, "--verbosity: must be between -3 and 3");
@@ -217,6 +222,14 @@ CommandLine parse_command_line(const std::vector<std::string>& args, const Envir
                  "Connections opened at start (the Python client's pool)")->group(pg);
   app.add_option("--postgres_max_connections", c.postgres.max_connections,
                  "Most connections open at once (the Python client's pool)")->group(pg);
+  c.postgres.statement_timeout_seconds = 300;
+  c.postgres.lock_timeout_seconds = 60;
+  app.add_option("--statement_timeout_seconds", c.postgres.statement_timeout_seconds,
+                 "statement_timeout of the service's sessions: the longest one statement of a batch write may take "
+                 "(0: the server's setting)")->group(pg);
+  app.add_option("--lock_timeout_seconds", c.postgres.lock_timeout_seconds,
+                 "lock_timeout of the service's sessions: the longest wait for a lock, then the write is retried "
+                 "(0: the server's setting)")->group(pg);
   bool no_migrate = false;
   app.add_flag("--no_migrate", no_migrate, "Verify the schema instead of applying migrations")->group(pg);
 
@@ -237,11 +250,21 @@ CommandLine parse_command_line(const std::vector<std::string>& args, const Envir
                  "Batches written in parallel, each by a thread with its own PostgreSQL connection, over disjoint "
                  "partitions")
       ->group(proc);
+  app.add_option("--write_stall_seconds", c.processing.write_stall_seconds,
+                 "A batch write in flight for longer than this is hung: /health and /ready answer 503 until it ends")
+      ->group(proc);
   app.add_option("--shutdown_timeout_seconds", c.processing.shutdown_timeout_seconds,
                  "On SIGTERM/SIGINT, the longest wait for the open batch to commit before it is abandoned")
       ->group(proc);
   app.add_option("--max_message_bytes", c.processing.max_message_bytes,
                  "Larger messages are dead-lettered unread")->group(proc);
+  app.add_option("--max_batch_bytes", c.processing.max_batch_bytes,
+                 "A batch is written once its messages hold this many bytes (payloads, decoded values, dead letters)")
+      ->group(proc);
+  app.add_option("--max_buffered_bytes", c.processing.max_buffered_bytes,
+                 "Bytes held for messages in all open and in-flight batches together; reading from Kafka pauses "
+                 "while they reach it")
+      ->group(proc);
   app.add_option("--strategy_catalog", c.processing.strategy_catalog,
                  "Catalog file whose strategy types are added to, or replace, the built-in ones (README)")
       ->group(proc)->check(CLI::ExistingFile);

@@ -41,9 +41,12 @@ void HttpConfig::validate() const {
 }
 
 ProbeResult check_liveness(std::chrono::steady_clock::duration since_heartbeat,
-                           std::chrono::steady_clock::duration stale_after) {
+                           std::chrono::steady_clock::duration stale_after, const std::string& hung_write) {
   const double seconds = std::chrono::duration<double>(since_heartbeat).count();
   const double rounded = std::round(seconds * 1000) / 1000;
+  if (!hung_write.empty()) {
+    return {false, unavailable("hung: " + hung_write, {{"seconds_since_heartbeat", rounded}})};
+  }
   if (since_heartbeat > stale_after) {
     return {false, unavailable("the processing loop has not run for " + std::to_string(static_cast<long long>(seconds)) +
                                    " s",
@@ -58,8 +61,8 @@ ProbeResult check_readiness(const ReadinessInputs& in) {
                               {"database", in.database_ok},
                               {"kafka_brokers_up", in.kafka_brokers_up}};
   if (!in.pipeline_healthy) {
-    return {false, unavailable("stalled: retrying " + (in.stalled_operation.empty() ? std::string("an operation")
-                                                                                       : in.stalled_operation),
+    return {false, unavailable("stalled: " + (in.stall_reason.empty() ? std::string("retrying an operation")
+                                                                         : in.stall_reason),
                                {{"checks", checks}})};
   }
   if (!in.database_ok) return {false, unavailable("postgresql: " + in.database_error, {{"checks", checks}})};
@@ -191,14 +194,17 @@ std::unique_ptr<HttpServer> start_operations_server(const HttpConfig& config, co
   const auto stale_after = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::duration<double>(config.health_stale_seconds));
   HttpServer::Routes routes;
-  routes.health = [&metrics, stale_after] {
-    return check_liveness(std::chrono::steady_clock::now() - metrics.last_heartbeat(), stale_after);
+  routes.health = [&metrics, &pipeline, stale_after] {
+    const StallState stall = pipeline.stall();
+    return check_liveness(std::chrono::steady_clock::now() - metrics.last_heartbeat(), stale_after,
+                          stall.hung ? stall.reason : std::string());
   };
   routes.ready = [&metrics, &pipeline, database] {
     ReadinessInputs in;
     in.assigned_partitions = metrics.assigned_partitions();
-    in.pipeline_healthy = pipeline.healthy();
-    in.stalled_operation = metrics.stalled_operation();
+    const StallState stall = pipeline.stall();  // one reading: the flag and its reason agree
+    in.pipeline_healthy = !stall.stalled;
+    in.stall_reason = stall.reason;
     std::tie(in.database_ok, in.database_error) = database->check();
     in.kafka_brokers_up = metrics.kafka_brokers_up();
     return check_readiness(in);

@@ -250,6 +250,7 @@ constexpr const char* kRuleRejections = "strategy_consumer_rule_rejections_total
 constexpr const char* kRuleErrors = "strategy_consumer_rule_errors_total";
 constexpr const char* kRuleWarnings = "strategy_consumer_rule_warnings_total";
 constexpr const char* kRuleSeconds = "strategy_consumer_rule_seconds_total";
+constexpr const char* kRuleEngineFailures = "strategy_consumer_rule_engine_failures_total";
 
 double unix_seconds_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -264,10 +265,11 @@ Metrics::Metrics(std::string version) : last_heartbeat_(Clock::now().time_since_
   r.describe(kStartTime, "When the process started (Unix seconds)", MetricType::gauge);
   r.set(kStartTime, {}, std::floor(unix_seconds_now()));
   r.describe(kMessages,
-             "Messages of committed batches by outcome: stored_new, stored_updated, duplicate_in_batch (collapsed "
-             "into a later message of the same strategy_hash), dead_lettered",
+             "Messages of committed batches by outcome: stored_new, stored_updated, outdated (older than the stored "
+             "re-discovery: not applied), duplicate_in_batch (folded into the row of an earlier message of the same "
+             "strategy_hash), dead_lettered",
              MetricType::counter);
-  for (const char* outcome : {"stored_new", "stored_updated", "duplicate_in_batch", "dead_lettered"}) {
+  for (const char* outcome : {"stored_new", "stored_updated", "outdated", "duplicate_in_batch", "dead_lettered"}) {
     r.add(kMessages, {{"outcome", outcome}}, 0);
   }
   r.describe(kDeadLetters, "Dead letters of committed batches by the stage that refused the message",
@@ -293,7 +295,9 @@ Metrics::Metrics(std::string version) : last_heartbeat_(Clock::now().time_since_
   r.describe(kDbWrite, "Duration of one successful batch write (COPY, upsert, offsets, COMMIT)",
              MetricType::histogram, {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30});
   r.describe(kRetries, "Failed attempts of an operation that were retried, by operation", MetricType::counter);
-  r.describe(kStalled, "1 while an operation is being retried (the service reports itself not ready)",
+  r.describe(kStalled,
+             "1 while an operation is being retried or a database write is hung (the service reports itself not "
+             "ready)",
              MetricType::gauge);
   r.set(kStalled, {}, 0);
   r.describe(kLastCommit, "When the last batch committed (Unix seconds; 0 before the first)", MetricType::gauge);
@@ -331,6 +335,17 @@ void Metrics::register_rule(const std::string& rule) {
 
 void Metrics::rules_evaluated(const RuleStats& totals) {
   std::lock_guard lock(mutex_);
+  if (!registry_.has_family(kRuleEngineFailures)) {
+    registry_.describe(kRuleEngineFailures,
+                       "Batches on which the analyst-rule engine itself failed (every strategy of the batch refused "
+                       "with stage rule:engine)",
+                       MetricType::counter);
+    registry_.add(kRuleEngineFailures, {}, 0);
+  }
+  if (totals.engine_failures > engine_failures_) {
+    registry_.add(kRuleEngineFailures, {}, static_cast<double>(totals.engine_failures - engine_failures_));
+    engine_failures_ = totals.engine_failures;
+  }
   for (const auto& now : totals.rules) {
     auto [it, added] = rule_totals_.try_emplace(now.name);
     if (added) register_rule(now.name);
@@ -347,9 +362,9 @@ void Metrics::rules_evaluated(const RuleStats& totals) {
   }
 }
 
-std::string Metrics::stalled_operation() const {
+std::string Metrics::stall_reason() const {
   std::lock_guard lock(mutex_);
-  return stalled_operation_;
+  return stall_reason_;
 }
 
 void Metrics::heartbeat(std::size_t assigned_partitions) {
@@ -364,6 +379,7 @@ void Metrics::batch_committed(const BatchReport& report) {
   auto& r = registry_;
   r.add(kMessages, {{"outcome", "stored_new"}}, static_cast<double>(report.stored_new));
   r.add(kMessages, {{"outcome", "stored_updated"}}, static_cast<double>(report.stored_updated));
+  r.add(kMessages, {{"outcome", "outdated"}}, static_cast<double>(report.outdated));
   r.add(kMessages, {{"outcome", "duplicate_in_batch"}}, static_cast<double>(report.duplicates));
   r.add(kMessages, {{"outcome", "dead_lettered"}}, static_cast<double>(report.dead_lettered));
   std::size_t by_stage = 0;
@@ -394,16 +410,12 @@ void Metrics::database_write(double seconds) { registry_.observe(kDbWrite, {}, s
 
 void Metrics::retrying(const std::string& operation) {
   registry_.add(kRetries, {{"target", operation_label(operation)}});
-  registry_.set(kStalled, {}, 1);
-  std::lock_guard lock(mutex_);
-  stalled_operation_ = operation;
 }
 
-void Metrics::recovered(const std::string& operation) {
+void Metrics::stall_changed(bool stalled, const std::string& reason) {
   std::lock_guard lock(mutex_);
-  if (stalled_operation_ != operation) return;  // another operation stalled since, and still is
-  stalled_operation_.clear();
-  registry_.set(kStalled, {}, 0);
+  stall_reason_ = stalled ? reason : std::string();
+  registry_.set(kStalled, {}, stalled ? 1 : 0);
 }
 
 void Metrics::kafka_statistics(std::string_view json) {

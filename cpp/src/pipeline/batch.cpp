@@ -1,6 +1,8 @@
 #include "strategy_consumer/pipeline/batch.hpp"
 
-#include <unordered_map>
+#include <algorithm>
+
+#include "strategy_consumer/pipeline/memory_budget.hpp"
 
 namespace strategy_consumer {
 
@@ -16,10 +18,23 @@ void Batch::advance(const SourcePosition& source) {
 
 void Batch::add(StrategyRecord record, const SourcePosition& source, std::string payload) {
   advance(source);
+  const std::size_t held = sizeof(BatchEntry) + record_bytes(record) + payload.capacity() + source.topic.capacity();
+  bytes_ += held;
+  bytes_per_partition_[{source.topic, source.partition}] += held;
   entries_.push_back({std::move(record), source, std::move(payload)});
 }
 
-void Batch::skip(const SourcePosition& source) { advance(source); }
+void Batch::skip(const SourcePosition& source, std::size_t held_bytes) {
+  advance(source);
+  bytes_ += held_bytes;
+  bytes_per_partition_[{source.topic, source.partition}] += held_bytes;
+}
+
+void Batch::release_entries() {
+  std::vector<BatchEntry>().swap(entries_);
+  bytes_ = 0;
+  bytes_per_partition_.clear();
+}
 
 void Batch::drop_partitions(const std::set<TopicPartition>& partitions) {
   std::erase_if(entries_, [&](const BatchEntry& e) {
@@ -32,6 +47,10 @@ void Batch::drop_partitions(const std::set<TopicPartition>& partitions) {
       message_count_ -= it->second;
       messages_per_partition_.erase(it);
     }
+    if (auto it = bytes_per_partition_.find(tp); it != bytes_per_partition_.end()) {
+      bytes_ -= it->second;
+      bytes_per_partition_.erase(it);
+    }
   }
 }
 
@@ -40,26 +59,9 @@ void Batch::clear() {
   next_offsets_.clear();
   first_offsets_.clear();
   messages_per_partition_.clear();
+  bytes_per_partition_.clear();
   message_count_ = 0;
-}
-
-std::vector<std::size_t> collapse_by_hash(const std::vector<BatchEntry>& entries) {
-  return collapse_by_hash(entries, {});
-}
-
-std::vector<std::size_t> collapse_by_hash(const std::vector<BatchEntry>& entries, const std::vector<bool>& excluded) {
-  auto taking_part = [&](std::size_t i) { return excluded.empty() || !excluded[i]; };
-  std::unordered_map<std::string_view, std::size_t> last;
-  last.reserve(entries.size());
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    if (taking_part(i)) last[entries[i].record.strategy_hash] = i;
-  }
-  std::vector<std::size_t> out;
-  out.reserve(last.size());
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    if (taking_part(i) && last[entries[i].record.strategy_hash] == i) out.push_back(i);
-  }
-  return out;
+  bytes_ = 0;
 }
 
 }  // namespace strategy_consumer

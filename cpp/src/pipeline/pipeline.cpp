@@ -14,6 +14,9 @@
 #include <thread>
 
 #include "strategy_consumer/pipeline/batch.hpp"
+#include "strategy_consumer/pipeline/fold.hpp"
+#include "strategy_consumer/pipeline/memory_budget.hpp"
+#include "strategy_consumer/pipeline/stall_tracker.hpp"
 #include "strategy_consumer/message/decoding.hpp"
 #include "strategy_consumer/kafka/dead_letters.hpp"
 #include "strategy_consumer/model/errors.hpp"
@@ -84,8 +87,8 @@ struct Work {
     std::erase_if(letters.stage_of, [&](const auto& letter) { return partitions.count(letter.first.first) > 0; });
   }
   // At hand-off (consumer thread): what is written.
-  std::vector<std::size_t> chosen;  // entries written, after the rules and the in-batch collapse
-  std::size_t duplicates = 0;
+  std::vector<FoldedRow> rows;  // what is written: the entries the rules passed, folded by strategy_hash
+  std::size_t duplicates = 0;  // messages folded into a row beyond its first
   std::vector<PartitionOffset> offsets;
   Clock::time_point handed_off;
   // By the writer.
@@ -98,13 +101,16 @@ struct Work {
 // lane has at most one batch in flight (its offsets follow the last one's), so the lanes write in parallel
 // while the consumer thread goes on reading, decoding and validating.
 struct Lane {
-  Lane(const PostgresConfig& postgres, const std::string& group_id) : sink(postgres, group_id) {}
+  Lane(std::size_t i, const PostgresConfig& postgres, const std::string& group_id)
+      : index(i), sink(postgres, group_id) {}
+  const std::size_t index;
   PostgresSink sink;
   Work open;  // consumer thread only
   std::mutex mutex;
   std::condition_variable_any changed;
   std::unique_ptr<Work> job;  // guarded by mutex: in flight until `done`
   bool done = false;
+  std::atomic<std::size_t> in_flight_bytes{0};  // what the job holds: 0 once it is written (memory_budget.hpp)
   std::jthread thread;  // last: stopped and joined first
 };
 
@@ -115,10 +121,13 @@ struct Pipeline::Impl : RebalanceListener {
   PipelineObserver* observer;  // metrics and probes; never null
   PipelineCounters counters;
   std::atomic<bool> stop_requested{false};
-  std::atomic<bool> healthy{true};
+  // Retries and writes in flight, from every thread: Pipeline::healthy(), the probes and the `stalled` gauge.
+  StallTracker stalls;
+  std::thread::id consumer_thread;  // run()'s: only its waits are heartbeats
   RetryPolicy retry_policy;
   StrategyInspector inspector;  // decode + built-in validation, the same code as the Python StrategyInspector
   BatchPolicy batch_policy;
+  MemoryBudget memory;
   PostgresSink sink;  // the consumer thread's: schema and stored offsets
   std::uint64_t batch_id = 0;
   // The stored next offset of each assigned partition, as this consumer last read or wrote it (the fence).
@@ -133,6 +142,9 @@ struct Pipeline::Impl : RebalanceListener {
   Impl(Config c, PipelineObserver* o)
       : config(std::move(c)),
         observer(o ? o : &kNoObserver),
+        stalls(std::chrono::duration_cast<Clock::duration>(
+                   std::chrono::duration<double>(config.processing.write_stall_seconds)),
+               [this](const StallState& state) { observer->stall_changed(state.stalled, state.reason); }),
         inspector(Catalog::with_overrides(config.processing.strategy_catalog),
                   ValidatorOptions{.allow_unknown_strategy_types = config.processing.allow_unknown_strategy_types},
                   DecodeOptions{.max_message_bytes = config.processing.max_message_bytes,
@@ -141,6 +153,9 @@ struct Pipeline::Impl : RebalanceListener {
                                 .hash_scheme = parse_hash_scheme(config.processing.strategy_hash_scheme)}),
         sink(config.postgres, config.kafka.group_id) {
     batch_policy.max_messages = static_cast<std::size_t>(config.processing.batch_size);
+    batch_policy.max_bytes = config.processing.max_batch_bytes;
+    memory.max_batch_bytes = config.processing.max_batch_bytes;
+    memory.max_buffered_bytes = config.processing.max_buffered_bytes;
     batch_policy.max_age = seconds_to_ms(config.processing.batch_timeout_seconds);
   }
 
@@ -190,29 +205,12 @@ struct Pipeline::Impl : RebalanceListener {
     }
   }
 
-  // Operations being retried, by any thread: the pipeline is healthy when there are none.
-  std::mutex stalled_mutex;
-  std::multiset<std::string> stalled;
-
-  void stall_begin(const std::string& what) {
-    std::lock_guard lock(stalled_mutex);
-    stalled.insert(what);
-    healthy = false;
-  }
-
-  void stall_end(const std::string& what) {
-    std::lock_guard lock(stalled_mutex);
-    if (auto it = stalled.find(what); it != stalled.end()) stalled.erase(it);
-    if (!stalled.count(what)) observer->recovered(what);
-    healthy = stalled.empty();
-  }
-
   // An operation stalled for its lifetime (RAII: ended by success and by giving up alike).
   struct Stall {
     Impl& impl;
     std::string what;
-    Stall(Impl& i, std::string w) : impl(i), what(std::move(w)) { impl.stall_begin(what); }
-    ~Stall() { impl.stall_end(what); }
+    Stall(Impl& i, std::string w) : impl(i), what(std::move(w)) { impl.stalls.retry_begin(what); }
+    ~Stall() { impl.stalls.retry_end(what); }
     Stall(const Stall&) = delete;
     Stall& operator=(const Stall&) = delete;
   };
@@ -236,7 +234,8 @@ struct Pipeline::Impl : RebalanceListener {
     const auto until = Clock::now() + delay;
     while (Clock::now() < until) {
       if (stop_requested) throw Abandoned{};
-      observer->heartbeat(expected_partitions);
+      // The consumer thread waiting is alive; a writer's wait says nothing about the consumer thread.
+      if (std::this_thread::get_id() == consumer_thread) observer->heartbeat(expected_partitions);
       std::this_thread::sleep_for(std::min<Clock::duration>(until - Clock::now(), std::chrono::milliseconds(50)));
     }
   }
@@ -313,6 +312,28 @@ struct Pipeline::Impl : RebalanceListener {
     return n;
   }
 
+  // Bytes held for messages by the open batches and the batches being written (memory_budget.hpp).
+  std::size_t held_bytes() const {
+    std::size_t n = 0;
+    for (const auto& lane : lanes) n += lane->open.batch.bytes() + lane->in_flight_bytes.load();
+    return n;
+  }
+
+  // Over --max_buffered_bytes the consumer does not poll (librdkafka stops fetching once its queue is full):
+  // open batches whose writer is free are handed off, else it waits for a writer to give its batch back.
+  void relieve_memory() {
+    for (auto& lane : lanes) {
+      collect(*lane, /*wait=*/false);
+      if (!lane->open.batch.empty() && !busy(*lane)) hand_off(*lane);
+    }
+    if (!memory.over(held_bytes())) return;
+    for (auto& lane : lanes) {
+      if (!busy(*lane)) continue;
+      collect(*lane, /*wait=*/true);
+      return;
+    }
+  }
+
   Lane& lane_of(std::int32_t partition) {
     return *lanes[static_cast<std::size_t>(partition) % lanes.size()];
   }
@@ -337,6 +358,7 @@ struct Pipeline::Impl : RebalanceListener {
     if (open.id == 0) open.id = ++batch_id;  // numbered as they open: a message's log names its batch
     Inspection inspection = inspector.inspect(message.payload, now_us());
     if (inspection.ok()) {
+      if (message.source.timestamp_ms >= 0) inspection.record.message_timestamp_ms = message.source.timestamp_ms;
       open.batch.add(std::move(inspection.record), message.source, std::move(message.payload));
     } else {
       // The batch this message's offset will commit with; its strategy_hash when it was decoded.
@@ -347,7 +369,7 @@ struct Pipeline::Impl : RebalanceListener {
       }
       dead_letter(open, message.payload, inspection.stage, std::move(inspection.reasons), message.source,
                   inspection.message_format);
-      open.batch.skip(message.source);
+      open.batch.skip(message.source, message.payload.size());  // its letter waits in the producer's queue
     }
   }
 
@@ -369,8 +391,8 @@ struct Pipeline::Impl : RebalanceListener {
     retrying("seek to the stored offsets", [&] { source->seek(positions); });
   }
 
-  // The rules see every message of the batch, in one call, before duplicates collapse: each gets its own
-  // verdict whatever batch it lands in. What they refuse is dead-lettered and takes no part in the collapse (its
+  // The rules see every message of the batch, in one call, before duplicates fold: each gets its own
+  // verdict whatever batch it lands in. What they refuse is dead-lettered and takes no part in the fold (its
   // offset still commits with the batch). Returns one flag per entry: refused.
   std::vector<bool> apply_rules(Work& work) {
     const auto& entries = work.batch.entries();
@@ -399,20 +421,24 @@ struct Pipeline::Impl : RebalanceListener {
     // Letters first: an offset is never committed before the dead letter of its message is acknowledged.
     retrying("deliver dead letters", [&] { flush_letters(work.letters); });
     std::vector<const StrategyRecord*> records;
-    records.reserve(work.chosen.size());
-    for (auto i : work.chosen) records.push_back(&entries[i].record);
+    records.reserve(work.rows.size());
+    for (const auto& row : work.rows) records.push_back(&row.record(entries));
+    // A refused row: every message folded into it is dead-lettered, none is lost.
     auto on_rejected = [&](const std::vector<RowRejection>& rejected) {
       for (const auto& r : rejected) {
-        const BatchEntry& e = entries[work.chosen[r.index]];
-        LogScope hash_scope({{"strategy_hash", e.record.strategy_hash}});
-        dead_letter(work, e.payload, "database",
-                    {{"database." + r.sqlstate, "", truncate_for_reason(e.record.strategy_hash), r.message}},
-                    e.source, e.record.message_format);
+        for (const auto member : work.rows[r.index].members) {
+          const BatchEntry& e = entries[member];
+          LogScope hash_scope({{"strategy_hash", e.record.strategy_hash}});
+          dead_letter(work, e.payload, "database",
+                      {{"database." + r.sqlstate, "", truncate_for_reason(e.record.strategy_hash), r.message}},
+                      e.source, e.record.message_format);
+        }
       }
       flush_letters(work.letters);
     };
     work.result = retrying("write batch", [&] {
       const auto write_started = Clock::now();
+      StallTracker::Write in_flight(stalls, lane.index);  // aged: past --write_stall_seconds it is hung
       auto written = lane.sink.write_batch(records, work.offsets, on_rejected);
       observer->database_write(std::chrono::duration<double>(Clock::now() - write_started).count());
       return written;
@@ -434,6 +460,11 @@ struct Pipeline::Impl : RebalanceListener {
       } catch (...) {
         work->error = std::current_exception();
       }
+      // Written (or given up): no dead letter can need the payloads any more. Given back now, not when the
+      // consumer thread gets round to finishing the batch.
+      work->batch.release_entries();
+      for (auto& row : work->rows) row.folded.reset();
+      lane.in_flight_bytes = 0;
       {
         std::lock_guard lock(lane.mutex);
         lane.done = true;
@@ -445,7 +476,7 @@ struct Pipeline::Impl : RebalanceListener {
   void start_writers() {
     const auto n = static_cast<std::size_t>(config.processing.writer_connections);
     for (std::size_t i = 0; i < n; ++i) {
-      lanes.push_back(std::make_unique<Lane>(config.postgres, config.kafka.group_id));
+      lanes.push_back(std::make_unique<Lane>(i, config.postgres, config.kafka.group_id));
       Lane& lane = *lanes.back();
       lane.thread = std::jthread([this, &lane](std::stop_token stop) { writer_loop(lane, stop); });
     }
@@ -503,18 +534,23 @@ struct Pipeline::Impl : RebalanceListener {
                      work->id);
       }
     }
+    // The messages folded into a refused row were dead-lettered, each of them: not duplicates.
+    for (const auto& r : result.rejected) work->duplicates -= work->rows[r.index].duplicates();
     counters.stored_new += result.inserted;
     counters.stored_updated += result.updated;
+    counters.outdated += result.outdated;
     counters.duplicate_in_batch += work->duplicates;
     counters.dead_lettered += work->letters.count();
     ++counters.batches;
     observer->batch_committed({work->id, work->batch.message_count(), result.inserted, result.updated,
-                               work->duplicates, work->letters.count(), work->letters.by_stage()});
+                               work->duplicates, work->letters.count(), work->letters.by_stage(), result.outdated});
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - work->handed_off).count();
     // row statements: COPY+INSERT attempts, 1 unless PostgreSQL refused rows (then about 2*log2(n) per row).
-    spdlog::info("batch {}: {} message(s): {} new, {} updated, {} duplicate(s) in batch, {} dead-lettered; "
+    spdlog::info("batch {}: {} message(s): {} new, {} updated, {}{} duplicate(s) in batch, {} dead-lettered; "
                  "{} row statement(s); offsets {}; {} ms",
-                 work->id, work->batch.message_count(), result.inserted, result.updated, work->duplicates,
+                 work->id, work->batch.message_count(), result.inserted, result.updated,
+                 result.outdated ? std::to_string(result.outdated) + " outdated (not applied), " : std::string(),
+                 work->duplicates,
                  work->letters.count(), result.row_statements, describe_offsets(work->batch.next_offsets()), ms);
     source->commit(work->offsets);
   }
@@ -524,24 +560,26 @@ struct Pipeline::Impl : RebalanceListener {
   void hand_off(Lane& lane) {
     collect(lane, /*wait=*/true);
     if (lane.open.batch.empty()) return;
+    if (rules) rules->reload_if_changed();  // between two batches of the lane: a backlog never waits for a reload
     auto work = std::make_unique<Work>(std::exchange(lane.open, Work{}));
     work->handed_off = Clock::now();
     LogScope log_scope(batch_log_fields(work->id, work->batch));
     const std::vector<bool> refused = rules ? apply_rules(*work) : std::vector<bool>{};
-    work->chosen = collapse_by_hash(work->batch.entries(), refused);
+    work->rows = fold_by_hash(work->batch.entries(), refused);
     // In strategy_hash order, as the upsert locks rows: the halves of a bisection keep the order too.
     const auto& entries = work->batch.entries();
-    std::sort(work->chosen.begin(), work->chosen.end(), [&](std::size_t a, std::size_t b) {
-      return entries[a].record.strategy_hash < entries[b].record.strategy_hash;
+    std::sort(work->rows.begin(), work->rows.end(), [&](const FoldedRow& a, const FoldedRow& b) {
+      return a.record(entries).strategy_hash < b.record(entries).strategy_hash;
     });
-    work->duplicates = work->batch.entries().size() - work->chosen.size() -
-                       static_cast<std::size_t>(std::count(refused.begin(), refused.end(), true));
+    work->duplicates = 0;
+    for (const auto& row : work->rows) work->duplicates += row.duplicates();
     for (const auto& [tp, next] : work->batch.next_offsets()) {
       auto it = expected.find(tp);
       work->offsets.push_back({tp.first, tp.second, next, it == expected.end() ? std::nullopt : it->second});
     }
     {
       std::lock_guard lock(lane.mutex);
+      lane.in_flight_bytes = work->batch.bytes();
       lane.job = std::move(work);
       lane.done = false;
     }
@@ -561,8 +599,13 @@ struct Pipeline::Impl : RebalanceListener {
     const auto poll_timeout = std::chrono::milliseconds(config.kafka.poll_timeout_ms);
     Clock::time_point idle_since{};  // while idle: since when (epoch: not idle)
     while (!stop_requested) {
-      // An open batch waits only kLinger for more: once everything fetched is read, it is written.
-      auto message = source->poll(open_messages() == 0 ? poll_timeout : std::min(poll_timeout, kLinger));
+      std::optional<KafkaMessage> message;
+      if (memory.over(held_bytes())) {
+        relieve_memory();  // not polling meanwhile
+      } else {
+        // An open batch waits only kLinger for more: once everything fetched is read, it is written.
+        message = source->poll(open_messages() == 0 ? poll_timeout : std::min(poll_timeout, kLinger));
+      }
       observer->heartbeat(expected.size());
       if (message) process(std::move(*message));
       const bool caught_up = source->caught_up();
@@ -575,13 +618,13 @@ struct Pipeline::Impl : RebalanceListener {
         const Batch& open = lane->open.batch;
         // While its writer is busy a batch goes on growing (the next transaction takes more at once), up to
         // --batch_size; then the consumer waits for the writer.
-        if (batch_policy.should_flush(open.message_count(), now - open.started(), nothing_waiting) &&
-            (!busy(*lane) || open.message_count() >= batch_policy.max_messages)) {
+        if (batch_policy.should_flush(open.message_count(), open.bytes(), now - open.started(), nothing_waiting) &&
+            (!busy(*lane) || batch_policy.full(open.message_count(), open.bytes()))) {
           hand_off(*lane);
         }
         idle = idle && lane->open.batch.empty() && !busy(*lane);
       }
-      if (rules && open_messages() == 0) rules->reload_if_changed();  // between batches only
+      if (rules && open_messages() == 0) rules->reload_if_changed();  // idle: no batch to hand off
       if (max_time.count() > 0 && now - start >= max_time) {
         flush_all();
         spdlog::info("maximum processing time reached");
@@ -610,6 +653,7 @@ Pipeline::~Pipeline() = default;
 
 ExitReason Pipeline::run() {
   auto& s = *impl_;
+  s.consumer_thread = std::this_thread::get_id();
   if (s.lanes.empty()) s.start_writers();
   // The shutdown deadline: after a stop request, the open batch has --shutdown_timeout_seconds to commit. Then
   // the database operation it waits for is broken off (again every second), and the batch is abandoned.
@@ -618,6 +662,7 @@ ExitReason Pipeline::run() {
     std::optional<Clock::time_point> stop_seen, last_interrupt;
     while (!done.stop_requested()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      s.stalls.refresh(Clock::now());  // a write in flight may have passed its limit
       if (!s.stop_requested) continue;
       const auto now = Clock::now();
       if (!stop_seen) stop_seen = now;
@@ -675,6 +720,8 @@ void Pipeline::set_rule_engine(std::shared_ptr<RuleEngine> rules) {
 
 const PipelineCounters& Pipeline::counters() const { return impl_->counters; }
 
-bool Pipeline::healthy() const { return impl_->healthy; }
+bool Pipeline::healthy() const { return !impl_->stalls.state().stalled; }
+
+StallState Pipeline::stall() const { return impl_->stalls.state(); }
 
 }  // namespace strategy_consumer

@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 
 #include "strategy_consumer/pipeline/batch.hpp"
+#include "strategy_consumer/pipeline/fold.hpp"
 #include "strategy_consumer/model/errors.hpp"
 #include "strategy_consumer/model/timestamp.hpp"
 
@@ -82,28 +83,25 @@ BulkInsertResult PostgresClient::bulk_insert(const std::vector<std::string>& mes
   }
   if (!entries.empty()) {
     ensure_schema();
-    const auto chosen = collapse_by_hash(entries);
+    const auto rows = fold_by_hash(entries);
     std::vector<const StrategyRecord*> records;
-    for (auto i : chosen) records.push_back(&entries[i].record);
+    for (const auto& row : rows) records.push_back(&row.record(entries));
     Lease lease(*this);
     WriteResult written = lease->write_batch(records, {});
     result.inserted = written.inserted;
     result.updated = written.updated;
-    std::set<std::string> refused_hashes;
+    // A refused row: every strategy folded into it failed, with the row's reason.
+    std::vector<const RowRejection*> refused(entries.size(), nullptr);
     for (const auto& r : written.rejected) {
-      refused_hashes.insert(records[r.index]->strategy_hash);
+      for (auto member : rows[r.index].members) refused[member] = &r;
     }
     for (std::size_t e = 0; e < entries.size(); ++e) {
-      if (!refused_hashes.count(entries[e].record.strategy_hash)) {
+      if (!refused[e]) {
         ++result.success_count;
         continue;
       }
-      for (const auto& r : written.rejected) {
-        if (records[r.index]->strategy_hash == entries[e].record.strategy_hash) {
-          result.failures.push_back(
-              {input_index[e], "database", {{"database." + r.sqlstate, "", "", r.message}}});
-        }
-      }
+      result.failures.push_back(
+          {input_index[e], "database", {{"database." + refused[e]->sqlstate, "", "", refused[e]->message}}});
     }
   }
   std::sort(result.failures.begin(), result.failures.end(),

@@ -94,6 +94,8 @@ void encode_copy_row(std::string& out, const StrategyRecord& r) {
   append_optional(out, r.discovery_end_us, [&](std::int64_t us) { append_timestamp_us(out, us); });
   out += '\t';
   append_optional(out, r.performance_metrics, [&](const nlohmann::json& m) { append_json_field(out, m); });
+  out += '\t';
+  append_optional(out, r.message_timestamp_ms, [&](std::int64_t ms) { append_timestamp_us(out, ms * 1000); });
 }
 
 }  // namespace strategy_consumer

@@ -61,6 +61,8 @@ const std::vector<Migration>& migrations() {
        " next_offset BIGINT NOT NULL,"
        " updated_at TIMESTAMP NOT NULL DEFAULT NOW(),"
        " PRIMARY KEY (group_id, topic, kafka_partition))"},
+      {4, "the Kafka timestamp of the message a row holds: re-discoveries apply in timestamp order",
+       "ALTER TABLE strategies ADD COLUMN IF NOT EXISTS message_timestamp TIMESTAMP"},
   };
   return kMigrations;
 }

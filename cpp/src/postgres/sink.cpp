@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 
 #include <pqxx/pqxx>
@@ -13,6 +14,7 @@
 #include "strategy_consumer/model/errors.hpp"
 #include "strategy_consumer/postgres/migrations.hpp"
 #include "strategy_consumer/postgres/strategy_specs.hpp"
+#include "strategy_consumer/postgres/session.hpp"
 
 namespace strategy_consumer {
 namespace {
@@ -37,18 +39,21 @@ const char* const kCreateStaging =
     "CREATE TEMP TABLE IF NOT EXISTS strategy_staging ("
     " symbol VARCHAR, strategy_type VARCHAR, parameters JSONB, current_score DOUBLE PRECISION,"
     " strategy_hash VARCHAR, discovery_symbol VARCHAR, discovery_start_time TIMESTAMP,"
-    " discovery_end_time TIMESTAMP, performance_metrics JSONB) ON COMMIT DELETE ROWS";
+    " discovery_end_time TIMESTAMP, performance_metrics JSONB, message_timestamp TIMESTAMP) ON COMMIT DELETE ROWS";
 
 // Moves the staged rows (and empties the staging table, so a later range of the same transaction starts
 // clean). A strategy seen again keeps first_discovered_at and created_at; optional fields it does not carry
-// keep their stored values.
+// keep their stored values. A re-discovery whose Kafka timestamp is older than the stored row's is not applied
+// at all (lanes and replicas commit partitions independently, and a replay rereads old messages): it counts
+// as outdated (staged rows minus the rows RETURNING gives).
 const char* const kUpsert =
     "WITH moved AS (DELETE FROM strategy_staging RETURNING *),"
     " up AS ("
     "  INSERT INTO strategies (symbol, strategy_type, parameters, current_score, strategy_hash,"
-    "   discovery_symbol, discovery_start_time, discovery_end_time, performance_metrics)"
+    "   discovery_symbol, discovery_start_time, discovery_end_time, performance_metrics, message_timestamp)"
     "  SELECT symbol, strategy_type, parameters, current_score, strategy_hash,"
-    "   discovery_symbol, discovery_start_time, discovery_end_time, performance_metrics FROM moved"
+    "   discovery_symbol, discovery_start_time, discovery_end_time, performance_metrics, message_timestamp"
+    "  FROM moved"
     // Rows locked in one order by every writer: two transactions upserting the same strategies wait for one
     // another instead of deadlocking.
     "  ORDER BY strategy_hash"
@@ -58,10 +63,13 @@ const char* const kUpsert =
     "   discovery_symbol = COALESCE(EXCLUDED.discovery_symbol, strategies.discovery_symbol),"
     "   discovery_start_time = COALESCE(EXCLUDED.discovery_start_time, strategies.discovery_start_time),"
     "   discovery_end_time = COALESCE(EXCLUDED.discovery_end_time, strategies.discovery_end_time),"
+    "   message_timestamp = COALESCE(EXCLUDED.message_timestamp, strategies.message_timestamp),"
     "   last_evaluated_at = NOW(),"
     "   updated_at = NOW()"
+    "  WHERE EXCLUDED.message_timestamp IS NULL OR strategies.message_timestamp IS NULL"
+    "   OR EXCLUDED.message_timestamp >= strategies.message_timestamp"
     "  RETURNING (xmax = 0) AS inserted)"
-    " SELECT count(*) FILTER (WHERE inserted), count(*) FROM up";
+    " SELECT count(*) FILTER (WHERE inserted), count(*), (SELECT count(*) FROM moved) FROM up";
 
 // Advances each partition's offset only where the stored value is the expected one (NULL expected: no row
 // may exist yet). A partition that does not come back in RETURNING was fenced.
@@ -128,9 +136,11 @@ std::string PostgresConfig::connection_string() const {
                   quote_conninfo(database) + " user=" + quote_conninfo(user) +
                   " connect_timeout=" + std::to_string(connect_timeout_seconds) +
                   " application_name=" + quote_conninfo(application_name) +
-                  // The server checks every 2 s that a long statement's client is still there: the session of a
-                  // consumer killed or stopped while its statement waited is rolled back, not left holding locks.
-                  " options='-c TimeZone=UTC -c client_connection_check_interval=2000'";
+                  // Version-dependent settings are SET after connecting (session.hpp): a setting the server
+                  // does not know here would refuse every connection.
+                  " client_encoding=UTF8 options='-c TimeZone=UTC'"
+                  " keepalives=1 keepalives_idle=30 keepalives_interval=10 keepalives_count=3"
+                  " tcp_user_timeout=60000";
   if (!password.empty()) s += " password=" + quote_conninfo(password);
   return s;
 }
@@ -198,7 +208,8 @@ struct PostgresSink::Impl {
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
       static const std::vector<std::string> kColumns{"symbol", "strategy_type", "parameters", "current_score",
                                                      "strategy_hash", "discovery_symbol", "discovery_start_time",
-                                                     "discovery_end_time", "performance_metrics"};
+                                                     "discovery_end_time", "performance_metrics",
+                                                     "message_timestamp"};
       pqxx::tablewriter writer(txn, "strategy_staging", kColumns.begin(), kColumns.end());
 #pragma GCC diagnostic pop
       std::string chunk;
@@ -216,6 +227,7 @@ struct PostgresSink::Impl {
     auto counts = txn.exec(kUpsert);
     result.inserted += counts[0][0].as<std::size_t>();
     result.updated += counts[0][1].as<std::size_t>() - counts[0][0].as<std::size_t>();
+    result.outdated += counts[0][2].as<std::size_t>() - counts[0][1].as<std::size_t>();
   }
 
   // Writes the rows of `indices` in a savepoint; refused rows are found by bisection.
@@ -254,7 +266,20 @@ void PostgresSink::ensure_connected() {
   if (impl_->conn && impl_->conn->is_open()) return;
   try {
     impl_->connected(std::make_unique<pqxx::connection>(config_.connection_string()));
+    const SessionSettings session = session_settings(config_, impl_->conn->server_version());
+    static std::atomic<bool> warned{false};
+    if (!session.warnings.empty() && !warned.exchange(true)) {
+      for (const auto& w : session.warnings) spdlog::warn("{}", w);
+    }
     pqxx::nontransaction setup(*impl_->conn);
+    std::vector<std::string> names, values;
+    for (const auto& [name, value] : session.settings) {
+      names.push_back(name);
+      values.push_back(value);
+    }
+    auto text = [](const std::string& v) { return v; };
+    setup.exec_params("SELECT set_config(n, v, false) FROM unnest($1::text[], $2::text[]) AS s(n, v)",
+                      array_literal(names, text), array_literal(values, text));
     setup.exec(kCreateStaging);
     spdlog::info("connected to PostgreSQL {}", config_.describe());
   } catch (const pqxx::broken_connection& e) {

@@ -162,54 +162,6 @@ TEST(Batch, ClearForgetsEverything) {
   EXPECT_EQ(b.message_count(), 1u);
 }
 
-TEST(CollapseByHash, KeepsTheLastOccurrenceOfEachHashInOrder) {
-  struct Case {
-    const char* name;
-    std::vector<std::string> hashes;
-    std::vector<std::size_t> expected;
-  };
-  const std::vector<Case> cases = {
-      {"empty", {}, {}},
-      {"all distinct", {"a", "b", "c"}, {0, 1, 2}},
-      {"one repeated", {"a", "a", "a"}, {2}},
-      {"interleaved", {"a", "b", "a", "c", "b"}, {2, 3, 4}},
-      {"last first", {"x", "y", "y", "x"}, {2, 3}},
-      {"repeat at the end", {"a", "b", "c", "a"}, {1, 2, 3}},
-  };
-  for (const auto& c : cases) {
-    std::vector<BatchEntry> entries;
-    for (std::size_t i = 0; i < c.hashes.size(); ++i) {
-      entries.push_back({record(c.hashes[i], static_cast<double>(i)), at("t", 0, static_cast<std::int64_t>(i)), ""});
-    }
-    EXPECT_EQ(collapse_by_hash(entries), c.expected) << c.name;
-  }
-}
-
-TEST(CollapseByHash, TheKeptEntryHasTheLatestValues) {
-  Batch b;
-  b.add(record("same", 1.0), at("t", 0, 0));
-  b.add(record("other", 5.0), at("t", 0, 1));
-  b.add(record("same", 2.0), at("t", 1, 0));
-  const auto keep = collapse_by_hash(b.entries());
-  ASSERT_EQ(keep.size(), 2u);
-  EXPECT_EQ(b.entries()[keep[0]].record.strategy_hash, "other");
-  EXPECT_EQ(b.entries()[keep[1]].record.strategy_hash, "same");
-  EXPECT_DOUBLE_EQ(b.entries()[keep[1]].record.score, 2.0);
-}
-
-TEST(CollapseByHash, ExcludedEntriesTakeNoPart) {
-  std::vector<BatchEntry> entries;
-  const std::vector<std::string> hashes = {"a", "b", "a", "c", "a"};
-  for (std::size_t i = 0; i < hashes.size(); ++i) {
-    entries.push_back({record(hashes[i]), at("t", 0, static_cast<std::int64_t>(i)), ""});
-  }
-  // The last "a" refused: the one before it is written; "c" refused: nothing of it.
-  EXPECT_EQ(collapse_by_hash(entries, {false, false, false, true, true}), (std::vector<std::size_t>{1, 2}));
-  EXPECT_EQ(collapse_by_hash(entries, {true, true, true, true, true}), std::vector<std::size_t>{});
-  EXPECT_EQ(collapse_by_hash(entries, {}), collapse_by_hash(entries));
-  EXPECT_EQ(collapse_by_hash(entries, std::vector<bool>(5, false)), (std::vector<std::size_t>{1, 3, 4}));
-}
-
 TEST(BatchPolicy, ShouldFlush) {
   BatchPolicy policy;
   policy.max_messages = 10;
@@ -234,8 +186,39 @@ TEST(BatchPolicy, ShouldFlush) {
       {"caught up", 1, 0ms, true, true},
   };
   for (const auto& c : cases) {
-    EXPECT_EQ(policy.should_flush(c.messages, c.age, c.caught_up), c.expected) << c.name;
+    EXPECT_EQ(policy.should_flush(c.messages, 0, c.age, c.caught_up), c.expected) << c.name;
   }
+}
+
+TEST(BatchPolicy, FlushesOnBytesToo) {
+  BatchPolicy policy;
+  policy.max_messages = 1000;
+  policy.max_bytes = 1000;
+  EXPECT_FALSE(policy.should_flush(1, 999, 0ms, false));
+  EXPECT_TRUE(policy.should_flush(1, 1000, 0ms, false));
+  EXPECT_TRUE(policy.full(2, 5000));
+  EXPECT_FALSE(policy.should_flush(0, 5000, 0ms, false)) << "no message, nothing to write";
+}
+
+TEST(Batch, CountsTheBytesItHoldsAndGivesThemBackWhenReleased) {
+  Batch b;
+  const std::string payload(100000, 'x');
+  b.add(record("h1"), at("t", 0, 0), payload);
+  const std::size_t one = b.bytes();
+  EXPECT_GE(one, payload.size()) << "the payload counts";
+  EXPECT_LT(one, payload.size() + 4096) << "plus an estimate of the small record";
+  b.skip(at("t", 1, 0), 5000);  // a dead letter waiting in the producer's queue
+  EXPECT_EQ(b.bytes(), one + 5000);
+  b.drop_partitions({{"t", 1}});
+  EXPECT_EQ(b.bytes(), one);
+  b.add(record("h2"), at("t", 1, 1), payload);
+  b.release_entries();
+  EXPECT_EQ(b.bytes(), 0u);
+  EXPECT_TRUE(b.entries().empty());
+  EXPECT_EQ(b.message_count(), 2u) << "counts and offsets stay for the commit";
+  EXPECT_EQ(b.next_offsets(), (Offsets{{{"t", 0}, 1}, {{"t", 1}, 2}}));
+  b.clear();
+  EXPECT_EQ(b.bytes(), 0u);
 }
 
 TEST(BatchPolicy, Defaults) {

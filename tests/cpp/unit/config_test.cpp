@@ -199,10 +199,24 @@ TEST(ParseCommandLine, ShutdownTimeout) {
   EXPECT_EQ(parse({"--shutdown_timeout_seconds=2.5"}).processing.shutdown_timeout_seconds, 2.5);
 }
 
-TEST(PostgresConfig, SessionsCheckTheirClientDuringLongStatements) {
+TEST(PostgresConfig, TheConnectionStringHoldsOnlySettingsEveryServerKnows) {
   const std::string cs = PostgresConfig{}.connection_string();
-  EXPECT_NE(cs.find("-c client_connection_check_interval=2000"), std::string::npos) << cs;
+  EXPECT_EQ(cs.find("client_connection_check_interval"), std::string::npos) << cs << ": SET by version";
   EXPECT_NE(cs.find("-c TimeZone=UTC"), std::string::npos) << cs;
+  EXPECT_NE(cs.find("client_encoding=UTF8"), std::string::npos) << cs;
+}
+
+TEST(ParseCommandLine, SessionTimeoutsAndTheWriteStallLimit) {
+  const Config d = parse({});
+  EXPECT_EQ(d.postgres.statement_timeout_seconds, 300);
+  EXPECT_EQ(d.postgres.lock_timeout_seconds, 60);
+  EXPECT_EQ(d.processing.write_stall_seconds, 600);
+  const Config c = parse({"--statement_timeout_seconds=30", "--lock_timeout_seconds=0", "--write_stall_seconds=5"});
+  EXPECT_EQ(c.postgres.statement_timeout_seconds, 30);
+  EXPECT_EQ(c.postgres.lock_timeout_seconds, 0);
+  EXPECT_EQ(c.processing.write_stall_seconds, 5);
+  EXPECT_THROW(parse({"--write_stall_seconds=0"}), ConfigError);
+  EXPECT_THROW(parse({"--statement_timeout_seconds=-1"}), ConfigError);
 }
 
 TEST(ParseCommandLine, DrainModeFlags) {

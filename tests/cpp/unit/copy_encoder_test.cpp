@@ -117,23 +117,24 @@ StrategyRecord full_record() {
   r.discovery_start_us = 1705307400LL * 1000000;           // 2024-01-15 08:30:00 UTC
   r.discovery_end_us = 1705363200LL * 1000000 + 123456;     // 2024-01-16 00:00:00.123456 UTC
   r.strategy_hash = "abc123";
+  r.message_timestamp_ms = 1705307400123LL;  // 2024-01-15 08:30:00.123 UTC
   return r;
 }
 
 std::map<std::string, std::string> by_column(const std::string& row) {
   const auto names = split(std::string(kCopyColumns), ", ");
   const auto values = split(row, "\t");
-  EXPECT_EQ(names.size(), 9u);
+  EXPECT_EQ(names.size(), 10u);
   EXPECT_EQ(values.size(), names.size()) << row;
   std::map<std::string, std::string> out;
   for (std::size_t i = 0; i < names.size() && i < values.size(); ++i) out[names[i]] = values[i];
   return out;
 }
 
-TEST(EncodeCopyRow, NineFieldsInColumnOrder) {
+TEST(EncodeCopyRow, TenFieldsInColumnOrder) {
   EXPECT_EQ(std::string(kCopyColumns),
             "symbol, strategy_type, parameters, current_score, strategy_hash, discovery_symbol, "
-            "discovery_start_time, discovery_end_time, performance_metrics");
+            "discovery_start_time, discovery_end_time, performance_metrics, message_timestamp");
   std::string row;
   encode_copy_row(row, full_record());
   EXPECT_EQ(row.find('\n'), std::string::npos) << "no trailing newline";
@@ -150,7 +151,7 @@ TEST(EncodeCopyRow, NineFieldsInColumnOrder) {
   // The whole line, pinned.
   EXPECT_EQ(row,
             "BTCUSDT\tSMA_RSI\t{\"fast\":10,\"slow\":30.5}\t0.8523\tabc123\tETHUSDT\t2024-01-15 08:30:00\t"
-            "2024-01-16 00:00:00.123456\t{\"sharpe_ratio\":1.8,\"total_trades\":120}");
+            "2024-01-16 00:00:00.123456\t{\"sharpe_ratio\":1.8,\"total_trades\":120}\t2024-01-15 08:30:00.123000");
 }
 
 TEST(EncodeCopyRow, AbsentOptionalsAreNull) {
@@ -159,10 +160,12 @@ TEST(EncodeCopyRow, AbsentOptionalsAreNull) {
   r.discovery_start_us.reset();
   r.discovery_end_us.reset();
   r.performance_metrics.reset();
+  r.message_timestamp_ms.reset();
   std::string row;
   encode_copy_row(row, r);
   const auto cols = by_column(row);
-  for (const char* name : {"discovery_symbol", "discovery_start_time", "discovery_end_time", "performance_metrics"}) {
+  for (const char* name : {"discovery_symbol", "discovery_start_time", "discovery_end_time", "performance_metrics",
+                           "message_timestamp"}) {
     EXPECT_EQ(cols.at(name), "\\N") << name;
   }
   EXPECT_EQ(cols.at("symbol"), "BTCUSDT");
@@ -282,6 +285,8 @@ std::string reference_row(const StrategyRecord& r) {
   null_or(r.discovery_end_us.has_value(), [&] { out += format_timestamp_us(*r.discovery_end_us); });
   out += '\t';
   null_or(r.performance_metrics.has_value(), [&] { append_copy_field(out, r.performance_metrics->dump()); });
+  out += '\t';
+  null_or(r.message_timestamp_ms.has_value(), [&] { out += format_timestamp_us(*r.message_timestamp_ms * 1000); });
   return out;
 }
 
@@ -300,6 +305,7 @@ TEST(EncodeCopyRow, SameBytesAsDumpThenEscape) {
     if (rng() % 2) r.discovery_start_us = static_cast<std::int64_t>(rng() >> 12) - (1LL << 51);
     if (rng() % 2) r.discovery_end_us = static_cast<std::int64_t>(rng() % 4000000000000000ULL);
     if (rng() % 2) r.performance_metrics = random_json(rng, 0);
+    if (rng() % 2) r.message_timestamp_ms = static_cast<std::int64_t>(rng() % 4000000000000ULL);
     std::string row = "previous row\n";
     encode_copy_row(row, r);
     ASSERT_EQ(row, "previous row\n" + reference_row(r)) << r.parameters.dump();

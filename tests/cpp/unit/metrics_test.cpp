@@ -230,20 +230,38 @@ TEST(Metrics, RefusedLettersAndCommitsInDoubtAreCountedFromZero) {
   EXPECT_EQ(r.value("strategy_consumer_commits_in_doubt_total", {{"outcome", "not_committed"}}), 0);
 }
 
-TEST(Metrics, RetriesByOperationAndStalledUntilRecovered) {
+TEST(Metrics, RetriesByOperationAndStalledAsTheTrackerSays) {
   Metrics m;
-  EXPECT_EQ(m.stalled_operation(), "");
+  EXPECT_EQ(m.stall_reason(), "");
   m.retrying("write batch");
   m.retrying("write batch");
-  EXPECT_EQ(m.stalled_operation(), "write batch");
   EXPECT_EQ(m.registry().value("strategy_consumer_retries_total", {{"target", "write_batch"}}), 2);
+  EXPECT_EQ(m.registry().value("strategy_consumer_stalled"), 0) << "retries count; the tracker says stalled";
+  m.stall_changed(true, "retrying write batch");
+  EXPECT_EQ(m.stall_reason(), "retrying write batch");
   EXPECT_EQ(m.registry().value("strategy_consumer_stalled"), 1);
-  m.recovered("write batch");
-  EXPECT_EQ(m.stalled_operation(), "");
+  m.stall_changed(false, "");
+  EXPECT_EQ(m.stall_reason(), "");
   EXPECT_EQ(m.registry().value("strategy_consumer_stalled"), 0);
   EXPECT_EQ(operation_label("connect to PostgreSQL"), "connect_to_postgresql");
   EXPECT_EQ(operation_label("deliver dead letters"), "deliver_dead_letters");
   EXPECT_EQ(operation_label("  "), "unknown");
+}
+
+TEST(Metrics, RuleEngineFailuresAreCountedByWhatTheyGrew) {
+  Metrics m;
+  EXPECT_FALSE(m.registry().has_family("strategy_consumer_rule_engine_failures_total")) << "no rules, no family";
+  RuleStats totals;
+  totals.rules.push_back({.name = "few_trades", .severity = "reject"});
+  m.rules_evaluated(totals);
+  EXPECT_TRUE(has_line(m.render(), "strategy_consumer_rule_engine_failures_total 0"));
+  totals.engine_failures = 2;
+  m.rules_evaluated(totals);
+  m.rules_evaluated(totals);  // the same totals again: nothing more
+  EXPECT_TRUE(has_line(m.render(), "strategy_consumer_rule_engine_failures_total 2"));
+  totals.engine_failures = 3;
+  m.rules_evaluated(totals);
+  EXPECT_EQ(m.registry().value("strategy_consumer_rule_engine_failures_total"), 3);
 }
 
 TEST(Metrics, RuleTotalsBecomeTheRuleCountersByWhatTheyGrew) {
@@ -358,6 +376,13 @@ TEST(Probes, LivenessFailsOnlyAfterTheStaleTime) {
   EXPECT_NE(body["reason"].get<std::string>().find("61 s"), std::string::npos);
 }
 
+TEST(Probes, LivenessFailsWhileAWriteIsHungWhateverTheHeartbeat) {
+  using namespace std::chrono;
+  const auto hung = check_liveness(seconds(0), seconds(60), "write batch in flight for 12 s (limit 10 s)");
+  EXPECT_FALSE(hung.ok);
+  EXPECT_EQ(nlohmann::json::parse(hung.body)["reason"], "hung: write batch in flight for 12 s (limit 10 s)");
+}
+
 TEST(Probes, ReadinessNamesTheFirstFailingCheck) {
   ReadinessInputs ok;
   ok.assigned_partitions = 2;
@@ -372,7 +397,7 @@ TEST(Probes, ReadinessNamesTheFirstFailingCheck) {
   };
   ReadinessInputs stalled = ok;
   stalled.pipeline_healthy = false;
-  stalled.stalled_operation = "write batch";
+  stalled.stall_reason = "retrying write batch";
   stalled.database_ok = false;
   EXPECT_EQ(reason(stalled), "stalled: retrying write batch");
   ReadinessInputs db = ok;

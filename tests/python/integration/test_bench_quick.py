@@ -18,7 +18,7 @@ FIGURES = {
     "original_messages_per_second", "original_seconds", "consumer_over_limit", "consumer_over_original",
     "limit_over_original",
     "cpu_path_messages_per_second", "latency_p50_ms", "latency_p99_ms", "latency_max_ms",
-    "latency_short_fetch_wait_p99_ms", "peak_rss_mb",
+    "latency_short_fetch_wait_p99_ms", "peak_rss_mb", "large_peak_rss_mb", "large_peak_rss_over_bound",
 }
 
 
@@ -49,6 +49,9 @@ def test_quick_run_reports_every_figure(tmp_path):
         == details["rows"]["distinct_strategies"]
     assert details["consumer"]["partitions"] >= 128
     assert details["latency"]["measured"] > 0
+    # Large valid messages: everything stored, memory within the byte budget plus the stated constant.
+    assert details["large"]["stored"] == details["large"]["messages"]
+    assert details["large"]["within_budget"], details["large"]
     assert "consumer / limit" in result.stdout and "peak RSS" in result.stdout
 
 

@@ -92,10 +92,11 @@ def test_schema_is_the_production_schema_plus_metrics_and_offsets(env):
         ("created_at", "timestamp without time zone", "NO", "now()"),
         ("updated_at", "timestamp without time zone", "NO", "now()"),
         ("performance_metrics", "jsonb", "YES", None),
+        ("message_timestamp", "timestamp without time zone", "YES", None),  # migration 4 (issue 15.4)
     ]
     indexes = {name for (name,) in env.query("SELECT indexname FROM pg_indexes WHERE tablename = 'strategies'")}
     assert {"idx_strategies_symbol", "idx_strategies_strategy_type", "idx_strategies_current_score",
             "idx_strategies_is_active", "strategies_pkey", "strategies_strategy_hash_key"} == indexes
-    assert env.query("SELECT version FROM strategy_consumer_migrations ORDER BY version") == [(1,), (2,), (3,)]
+    assert env.query("SELECT version FROM strategy_consumer_migrations ORDER BY version") == [(1,), (2,), (3,), (4,)]
     # A second start applies nothing again, and --no_migrate now accepts the database.
     env.drain("--no_migrate")

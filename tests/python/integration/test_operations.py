@@ -255,6 +255,79 @@ def test_ready_cannot_starve_health_and_says_nothing_of_hosts_or_users(env):
             assert "readiness probe: PostgreSQL does not answer" in svc.stderr()
     finally:
         blackhole.close()
+def test_a_write_blocked_on_a_lock_turns_health_unhealthy_after_the_limit_and_recovers(env):
+    """Issue 15.5: two writers whose writes wait on a lock (as behind a hung session or a dead network path) keep
+    heartbeating from the consumer thread; past --write_stall_seconds /health and /ready turn 503, the stalled
+    gauge says so too, and everything recovers when the lock goes."""
+    env.produce([strategy(0)], partition=0)
+    with Service(env.flags("--write_stall_seconds=3", "--lock_timeout_seconds=0", "--writer_connections=2",
+                           "--kafka_property=statistics.interval.ms=500")) as svc:
+        svc.wait_http()
+        wait_for("the first batch", lambda: all_committed(env), timeout=90)
+        wait_for("/ready 200", lambda: svc.get("/ready")[0] == 200)
+        other = env.pg.connect(env.database)
+        try:
+            other.autocommit = False
+            with other.cursor() as cur:
+                cur.execute("LOCK TABLE strategies IN ACCESS EXCLUSIVE MODE")
+                env.produce([strategy(1)], partition=0)
+                env.produce([strategy(2)], partition=1)  # the other writer
+                wait_for("both writes to wait on the lock",
+                         lambda: env.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                           " AND wait_event_type = 'Lock'") == [(2,)], timeout=60)
+                started = time.time()
+                assert svc.get("/health")[0] == 200, "within the limit: alive"
+
+                def hung():
+                    s, b = svc.get("/health")
+                    return s == 503 and b
+                body = json.loads(wait_for("/health 503", hung, timeout=20))
+                assert time.time() - started >= 2, "not before the limit"
+                assert body["reason"].startswith("hung: write batch in flight for "), body
+                assert "(limit 3 s)" in body["reason"]
+
+                # /ready and the gauge tell one story, sample after sample.
+                for _ in range(5):
+                    ready_status, ready_body = svc.get("/ready")
+                    gauge = one(svc.metrics(), "strategy_consumer_stalled")
+                    assert ready_status == 503 and gauge == 1, (ready_body, gauge)
+                    assert json.loads(ready_body)["reason"].startswith("stalled: write batch in flight"), ready_body
+                    assert json.loads(ready_body)["checks"]["stalled"] is True
+                    time.sleep(0.2)
+            other.rollback()
+        finally:
+            other.close()
+        wait_for("/health 200 again", lambda: svc.get("/health")[0] == 200, timeout=30)
+        wait_for("/ready 200 again", lambda: svc.get("/ready")[0] == 200, timeout=30)
+        assert one(svc.metrics(), "strategy_consumer_stalled") == 0
+        wait_for("everything committed", lambda: all_committed(env), timeout=30)
+        assert env.query("SELECT count(*) FROM strategies") == [(3,)]
+        assert svc.stop() == 0
+
+
+def test_a_write_past_lock_timeout_is_retried_not_fatal(env):
+    """--lock_timeout_seconds cuts off a write waiting for a lock (SQLSTATE 55P03): it is retried, and commits
+    once the lock is gone; a drain job does not exit 1 because of it."""
+    env.drain()  # the schema
+    other = env.pg.connect(env.database)
+    try:
+        other.autocommit = False
+        with other.cursor() as cur:
+            cur.execute("LOCK TABLE strategies IN ACCESS EXCLUSIVE MODE")
+        env.produce([strategy(1)], partition=0)
+        proc = env.start("--lock_timeout_seconds=1", "--max_retries=10", "--idle_timeout_seconds=1",
+                         "--log_format=text")
+        wait_for("the write to wait on the lock",
+                 lambda: env.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                   " AND wait_event_type = 'Lock'") == [(1,)], timeout=60, interval=0.05)
+        time.sleep(3)  # a few attempts time out meanwhile
+        other.rollback()
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        other.close()
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "lock timeout" in stderr and "retrying in" in stderr, stderr[-3000:]
+    assert env.query("SELECT strategy_hash FROM strategies") == [("ops-1",)]
 
 
 def _count(pg: PostgresServer, database: str) -> int:

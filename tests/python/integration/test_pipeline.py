@@ -113,6 +113,100 @@ def test_duplicates_in_one_batch_collapse_to_the_last(env):
     assert "2 duplicate(s) in batch" in result.stderr
 
 
+def test_duplicates_in_one_batch_fold_field_by_field_in_offset_order(env):
+    """Issue 15.3: the row is what applying the messages one by one gives, as if they had come in two batches."""
+    base = {"symbol": "BTC/USD", "strategy_type": "SMA_RSI", "parameters": SMA_RSI}
+    metrics = {"sharpe_ratio": 1.4, "win_rate": 0.6}
+    env.produce([dict(base, score=0.1, performance_metrics=metrics, discovery_start_time="2024-01-01T00:00:00Z"),
+                 dict(base, score=0.2, discovery_end_time="2024-02-01T00:00:00Z"),
+                 dict(base, score=0.3)], partition=0)
+    result = env.drain()
+    assert "1 new, 0 updated, 2 duplicate(s) in batch" in result.stderr, "one batch"
+    assert env.query("SELECT current_score, performance_metrics, discovery_start_time, discovery_end_time"
+                     " FROM strategies") == [(0.3, metrics, datetime(2024, 1, 1), datetime(2024, 2, 1))]
+
+
+def test_a_refused_folded_row_dead_letters_every_message_folded_into_it(env):
+    base = {"symbol": "BTC/USD", "strategy_type": "SMA_RSI", "parameters": SMA_RSI}
+    refused = canonical_hash(base["symbol"], base["strategy_type"], base["parameters"])
+    env.drain()  # creates the schema
+    with env.conn.cursor() as cur:
+        cur.execute(f"ALTER TABLE strategies ADD CONSTRAINT not_this_one CHECK (strategy_hash <> '{refused}')")
+    other = dict(base, symbol="ETH/USD", score=0.5)
+    env.produce([dict(base, score=0.1), other, dict(base, score=0.2)], partition=0)
+    result = env.drain()
+    assert "1 new, 0 updated, 0 duplicate(s) in batch, 2 dead-lettered" in result.stderr
+    letters = env.dead_letters(2)
+    assert sorted((letter["source_offset"], letter["stage"], json.loads(letter["original_message"])["score"])
+                  for letter, _ in letters) == [(0, "database", 0.1), (2, "database", 0.2)]
+    assert env.query("SELECT symbol FROM strategies") == [("ETH/USD",)]
+
+
+def test_large_valid_messages_flush_on_bytes(env):
+    """Issue 15.2: a batch is written once it holds --max_batch_bytes, whatever --batch_size says; the raw
+    payloads and decoded values count, so a backlog of large valid messages never piles up in one batch."""
+    msgs = unique_strategies(20, seed=15)
+    for m in msgs:
+        m["backtest_log"] = "x" * 600_000  # extra fields are allowed: read, ignored, not stored
+    for p in range(env.partitions):
+        env.produce(msgs[p::env.partitions], partition=p)
+    result = env.drain("--max_batch_bytes=1500000", "--max_buffered_bytes=4000000", "--log_format=text")
+    sizes = [int(n) for n in re.findall(r"batch \d+: (\d+) message\(s\)", result.stderr)]
+    assert sum(sizes) == 20, result.stderr[-3000:]
+    assert max(sizes) <= 3, sizes  # 600 kB each: the third reaches 1.5 MB
+    assert env.query("SELECT count(*) FROM strategies") == [(20,)]
+    assert env.stored_offsets() == {p: 5 for p in range(env.partitions)}
+
+
+def produce_at(env, items):
+    """(message, partition, Kafka timestamp in ms) each, in order."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": env.kafka.bootstrap})
+    for message, partition, ts in items:
+        producer.produce(env.topic, json.dumps(message).encode(), partition=partition, timestamp=ts)
+    assert producer.flush(30) == 0
+
+
+def test_an_older_rediscovery_from_another_partition_does_not_overwrite_a_newer_one(env):
+    """Issue 15.4: partitions commit independently, so a re-discovery can arrive after a newer one. It is applied
+    only when its Kafka timestamp is not older than the stored one's; last_evaluated_at does not move either."""
+    base = {"symbol": "ETH/USD", "strategy_type": "SMA_RSI", "parameters": SMA_RSI}
+    now = int(time.time() * 1000)
+    produce_at(env, [(dict(base, score=0.9, performance_metrics={"sharpe_ratio": 2.0}), 1, now)])
+    env.drain()
+    evaluated = env.query("SELECT last_evaluated_at FROM strategies")[0][0]
+    produce_at(env, [(dict(base, score=0.1, performance_metrics={"sharpe_ratio": 0.1}), 0, now - 60_000)])
+    result = env.drain()
+    assert "1 outdated (not applied)" in result.stderr
+    assert env.query("SELECT current_score, performance_metrics, last_evaluated_at FROM strategies") == [
+        (0.9, {"sharpe_ratio": 2.0}, evaluated)]
+    # A newer one still applies.
+    produce_at(env, [(dict(base, score=0.5), 2, now + 1000)])
+    env.drain()
+    assert env.query("SELECT current_score, performance_metrics FROM strategies") == [(0.5, {"sharpe_ratio": 2.0})]
+
+
+def test_a_replay_does_not_roll_rows_back(env):
+    """Stored offsets deleted (as for a new group, or a reset): the old messages are read again and must not
+    bring back old values."""
+    base = {"symbol": "ETH/USD", "strategy_type": "SMA_RSI", "parameters": SMA_RSI}
+    now = int(time.time() * 1000)
+    produce_at(env, [(dict(base, score=0.1, discovery_end_time="2024-01-01T00:00:00Z"), 0, now - 5000),
+                     (dict(base, score=0.2, discovery_end_time="2024-02-01T00:00:00Z"), 1, now)])
+    env.drain()
+    expected = [(0.2, datetime(2024, 2, 1))]
+    assert env.query("SELECT current_score, discovery_end_time FROM strategies") == expected
+    env.query("DELETE FROM strategy_consumer_offsets")  # everything again
+    env.drain()
+    assert env.query("SELECT current_score, discovery_end_time FROM strategies") == expected
+    env.query("DELETE FROM strategy_consumer_offsets WHERE kafka_partition = 0")  # only the old one again
+    result = env.drain()
+    assert "1 outdated (not applied)" in result.stderr
+    assert env.query("SELECT current_score, discovery_end_time FROM strategies") == expected
+    assert env.stored_offsets() == {0: 1, 1: 1}
+
+
 def test_restart_applies_nothing_twice_and_offsets_equal_end(env):
     env.drain()  # creates the schema
     with env.conn.cursor() as cur:

@@ -299,6 +299,62 @@ def test_hot_reload_on_change_and_on_sighup_keeps_the_old_rules_when_the_new_one
     assert process.returncode == 0, stderr.text()[-3000:]
 
 
+def test_rules_reload_between_batches_of_a_steady_backlog(env, tmp_path):
+    """Issue 15.7: a reload waited until every open batch was empty, which a backlog never gives (the writers are
+    always busy, the next batches always filling). It now happens between two batches of a lane."""
+    rules_file = tmp_path / "gate.py"
+
+    def version(tag: str, refuse: bool) -> str:
+        return ("from strategy_consumer.rules import rule\n\n@rule\ndef gate(s):\n"
+                f"    return {'False' if refuse else 'True'} or '{tag}'\n")
+
+    write_atomically(rules_file, version("v1", refuse=False))
+    env.drain()  # the schema, then writes slowed down (5 ms a row: some 400 rows/s for two writers)
+    with env.conn.cursor() as cur:
+        cur.execute("CREATE FUNCTION slow_row() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(0.005); RETURN NEW; END"
+                    " $$ LANGUAGE plpgsql")
+        cur.execute("CREATE TRIGGER slow_row BEFORE INSERT ON strategies FOR EACH ROW EXECUTE FUNCTION slow_row()")
+    strategies = create_test_strategies(6000, seed=41)
+    done = threading.Event()
+
+    def produce_steadily():  # 800/s, twice what the writers store: the backlog grows, no lane ever runs dry
+        from confluent_kafka import Producer
+
+        producer = Producer({"bootstrap.servers": env.kafka.bootstrap, "linger.ms": 5})
+        for i, s in enumerate(strategies):
+            if done.is_set():
+                break
+            producer.produce(env.topic, json.dumps(s).encode(), partition=i % env.partitions)
+            producer.poll(0)
+            if i % 40 == 39:
+                time.sleep(0.05)
+        producer.flush(30)
+
+    producer = threading.Thread(target=produce_steadily, daemon=True)
+    process = env.start(f"--rules={rules_file}", "--batch_size=50")
+    stderr = StderrLines(process)
+    producer.start()
+    try:
+        wait_until(lambda: stored_count(env) >= 200, what="the first batches")
+        write_atomically(rules_file, version("v2", refuse=True))
+        changed = time.time()
+        stderr.wait_for("rules reloaded (a rules file changed)", timeout=30)
+        reload_took = time.time() - changed
+        assert producer.is_alive(), "the backlog was still there when the rules reloaded"
+        # From then on every batch goes through v2: nothing more is stored.
+        stored_then = stored_count(env)
+        time.sleep(3)
+        assert stored_count(env) <= stored_then + 2 * 50 * 2, "at most the batches already handed off"
+    finally:
+        done.set()
+        producer.join(60)
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+        stderr._thread.join(10)
+    assert process.returncode == 0, stderr.text()[-3000:]
+    assert reload_took < 10, f"the reload waited {reload_took:.1f} s"
+
+
 # ---- Consumer and StrategyInspector: the host interpreter ----
 
 def test_consumer_and_inspector_apply_the_same_rules_as_the_binary(env, tmp_path):

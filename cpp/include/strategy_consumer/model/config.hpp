@@ -43,7 +43,10 @@ struct ProcessingConfig {
   double max_processing_time_seconds = 0;  // 0: no time limit
   double shutdown_timeout_seconds = 10;    // after SIGTERM, the longest wait for the open batch's write
   int writer_connections = 2;              // writer threads, each with its PostgreSQL connection and partitions
+  double write_stall_seconds = 600;        // a write attempt in flight for longer is hung: /health and /ready 503
   std::size_t max_message_bytes = 1 << 20;
+  std::size_t max_batch_bytes = 16u << 20;      // a batch is written once it holds this much (memory_budget.hpp)
+  std::size_t max_buffered_bytes = 128u << 20;  // all open and in-flight batches: no polling while over it
   std::string strategy_catalog;               // types added to or replacing the built-in catalog
   bool allow_unknown_strategy_types = false;  // store types the catalog does not know (their parameters unchecked)
   std::vector<std::string> rules;             // --rules: analyst rules files, directories or modules (Python)

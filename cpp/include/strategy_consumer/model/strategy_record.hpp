@@ -33,6 +33,9 @@ struct StrategyRecord {
   std::optional<AnyParameters> parameters_any;        // set when the tradestream options need it
   ParametersLayout parameters_layout = ParametersLayout::named;
   const char* message_format = "";                    // "json" or "protobuf": how the message was decoded
+  // The Kafka timestamp of the message (ms since the epoch), when it has one: the order of re-discoveries. A
+  // re-discovery older than the one a row holds is not applied (postgres/sink.hpp).
+  std::optional<std::int64_t> message_timestamp_ms;
 };
 
 // Where a message was read: enough to commit past it and to name it in a dead letter.

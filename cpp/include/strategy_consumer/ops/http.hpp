@@ -1,7 +1,8 @@
 #pragma once
 // The operations endpoints, served by cpp-httplib on a thread of their own (and a pool of two workers):
 //   GET /health   200 while the processing loop is alive (it heartbeats on every poll and every step of a retry
-//                 wait); 503 when it has not for `health_stale_seconds` (a hung database call, a deadlock).
+//                 wait); 503 when it has not for `health_stale_seconds` (a deadlock), or while a database write
+//                 has been in flight for longer than --write_stall_seconds (a hung write: stall_tracker.hpp).
 //   GET /ready    200 when the consumer holds partitions, PostgreSQL answers a `SELECT 1` on a connection of
 //                 the probe's own, Kafka brokers are connected and no operation is stalled in retries; else 503.
 //                 Both answer a small JSON object; a 503 says why in "reason".
@@ -28,14 +29,14 @@ struct ProbeResult {
   std::string body;  // JSON
 };
 
-// Pure: /health's answer given the time since the last heartbeat.
+// Pure: /health's answer given the time since the last heartbeat and, when a write is hung, why.
 ProbeResult check_liveness(std::chrono::steady_clock::duration since_heartbeat,
-                           std::chrono::steady_clock::duration stale_after);
+                           std::chrono::steady_clock::duration stale_after, const std::string& hung_write = "");
 
 struct ReadinessInputs {
   std::size_t assigned_partitions = 0;
-  bool pipeline_healthy = true;      // Pipeline::healthy(): false while an operation is retried
-  std::string stalled_operation;     // what is being retried, for the reason
+  bool pipeline_healthy = true;      // Pipeline::healthy(): false while an operation is retried or a write hung
+  std::string stall_reason;          // "retrying write batch", "write batch in flight for ...", for the reason
   bool database_ok = true;
   std::string database_error;        // first line of libpq's message
   int kafka_brokers_up = -1;         // -1: not known yet (no statistics)

@@ -86,12 +86,13 @@ class MetricsRegistry {
 // One committed batch, as counted after its transaction.
 struct BatchReport {
   std::uint64_t batch_id = 0;
-  std::size_t messages = 0;        // read into the batch: stored, collapsed or dead-lettered
+  std::size_t messages = 0;        // read into the batch: stored, folded or dead-lettered
   std::size_t stored_new = 0;
   std::size_t stored_updated = 0;
-  std::size_t duplicates = 0;      // collapsed into a later message of the same strategy_hash
+  std::size_t duplicates = 0;      // folded into the row of an earlier message of the same strategy_hash
   std::size_t dead_lettered = 0;   // letters of this batch, every stage
   std::map<std::string, std::size_t> dead_letters_by_stage;
+  std::size_t outdated = 0;        // re-discoveries older than the stored one (Kafka timestamp): not applied
 };
 
 // Called on the pipeline's threads (the consumer's and the writers'): implementations are thread-safe. The
@@ -113,9 +114,11 @@ class PipelineObserver {
   virtual void commit_in_doubt(bool /*committed*/) {}
   // One successful write_batch (COPY, upsert, offsets, COMMIT), in seconds.
   virtual void database_write(double /*seconds*/) {}
-  // An operation failed and will be retried; `recovered` when it succeeded again after failures.
+  // An operation failed and will be retried.
   virtual void retrying(const std::string& /*operation*/) {}
-  virtual void recovered(const std::string& /*operation*/) {}
+  // The pipeline's stall state changed (stall_tracker.hpp): stalled while an operation is retried or a write is
+  // hung, with the reason. Reported under the tracker's lock: always its latest state.
+  virtual void stall_changed(bool /*stalled*/, const std::string& /*reason*/) {}
   // librdkafka's statistics JSON (statistics.interval.ms), from the consumer.
   virtual void kafka_statistics(std::string_view /*json*/) {}
   // The analyst rules' counters since start (rule_engine.hpp): when the engine is set, and after each batch
@@ -156,8 +159,8 @@ class Metrics : public PipelineObserver {
   // For /health and /ready (any thread).
   Clock::time_point last_heartbeat() const { return Clock::time_point(Clock::duration(last_heartbeat_.load())); }
   std::size_t assigned_partitions() const { return assigned_partitions_.load(); }
-  // The operation being retried, "" when none is.
-  std::string stalled_operation() const;
+  // Why the pipeline is stalled ("retrying write batch", ...), "" when it is not.
+  std::string stall_reason() const;
   // -1 before any statistics arrived.
   int kafka_brokers_up() const { return kafka_brokers_up_.load(); }
 
@@ -169,7 +172,7 @@ class Metrics : public PipelineObserver {
   void commit_in_doubt(bool committed) override;
   void database_write(double seconds) override;
   void retrying(const std::string& operation) override;
-  void recovered(const std::string& operation) override;
+  void stall_changed(bool stalled, const std::string& reason) override;
   void kafka_statistics(std::string_view json) override;
   // Registers each rule and adds what its counters grew by since the last call.
   void rules_evaluated(const RuleStats& totals) override;
@@ -180,8 +183,9 @@ class Metrics : public PipelineObserver {
   std::atomic<std::size_t> assigned_partitions_{0};
   std::atomic<int> kafka_brokers_up_{-1};
   mutable std::mutex mutex_;  // guards the two below
-  std::string stalled_operation_;
+  std::string stall_reason_;
   std::map<std::string, RuleCounters> rule_totals_;  // as last seen by rules_evaluated()
+  std::uint64_t engine_failures_ = 0;                // likewise
 
   // The rule families appear in /metrics once the engine names a rule (a service without rules shows none).
   void register_rule(const std::string& rule);

@@ -26,8 +26,11 @@ struct BatchEntry {
 class Batch {
  public:
   void add(StrategyRecord record, const SourcePosition& source, std::string payload = {});
-  // A message that will not be stored (dead-lettered): only its offset counts.
-  void skip(const SourcePosition& source);
+  // A message that will not be stored (dead-lettered): its offset counts, and `held_bytes` (its dead letter,
+  // waiting in the producer's queue until the batch commits).
+  void skip(const SourcePosition& source, std::size_t held_bytes = 0);
+  // Once the batch is written: frees the entries (payloads and records), keeping the offsets and counts.
+  void release_entries();
   // Forgets everything read from these partitions (they were revoked; the new owner rereads them).
   void drop_partitions(const std::set<TopicPartition>& partitions);
   void clear();
@@ -41,6 +44,8 @@ class Batch {
   // Messages read into the batch, stored or skipped.
   std::size_t message_count() const { return message_count_; }
   bool empty() const { return message_count_ == 0; }
+  // Bytes held for the batch's messages (memory_budget.hpp): payloads, decoded records, dead letters.
+  std::size_t bytes() const { return bytes_; }
   std::chrono::steady_clock::time_point started() const { return started_; }
 
  private:
@@ -50,27 +55,26 @@ class Batch {
   std::map<TopicPartition, std::int64_t> next_offsets_;
   std::map<TopicPartition, std::int64_t> first_offsets_;
   std::map<TopicPartition, std::size_t> messages_per_partition_;
+  std::map<TopicPartition, std::size_t> bytes_per_partition_;
   std::size_t message_count_ = 0;
+  std::size_t bytes_ = 0;
   std::chrono::steady_clock::time_point started_{};
 };
-
-// Indices into `entries` of the records to write: for each strategy_hash only its LAST occurrence, in the order
-// of those last occurrences. A strategy sent twice in one batch is written once, with its latest values.
-std::vector<std::size_t> collapse_by_hash(const std::vector<BatchEntry>& entries);
-// The same among the entries not `excluded` (refused by the analyst rules; `excluded` is empty or one flag per
-// entry): a strategy's last message that was not refused is the one written.
-std::vector<std::size_t> collapse_by_hash(const std::vector<BatchEntry>& entries, const std::vector<bool>& excluded);
 
 // When a batch is written: when it is full, when it is older than the timeout, or as soon as the consumer has
 // caught up: read every assigned partition to its end, or everything fetched so far (a quiet topic sees its rows
 // at once, not after the timeout, and a steady stream waits one fetch, not a full batch).
+// Also when it holds --max_batch_bytes (memory_budget.hpp).
 struct BatchPolicy {
   std::size_t max_messages = 1000;
+  std::size_t max_bytes = 16u << 20;
   std::chrono::milliseconds max_age{30000};
 
-  bool should_flush(std::size_t messages, std::chrono::steady_clock::duration age, bool caught_up) const {
+  bool full(std::size_t messages, std::size_t bytes) const { return messages >= max_messages || bytes >= max_bytes; }
+  bool should_flush(std::size_t messages, std::size_t bytes, std::chrono::steady_clock::duration age,
+                    bool caught_up) const {
     if (messages == 0) return false;
-    return messages >= max_messages || age >= max_age || caught_up;
+    return full(messages, bytes) || age >= max_age || caught_up;
   }
 };
 

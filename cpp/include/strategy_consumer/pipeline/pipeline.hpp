@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "strategy_consumer/model/config.hpp"
+#include "strategy_consumer/pipeline/stall_tracker.hpp"
 
 namespace strategy_consumer {
 
@@ -16,6 +17,7 @@ struct PipelineCounters {
   std::atomic<std::uint64_t> messages{0};
   std::atomic<std::uint64_t> stored_new{0};
   std::atomic<std::uint64_t> stored_updated{0};
+  std::atomic<std::uint64_t> outdated{0};  // re-discoveries older than the stored one: not applied
   std::atomic<std::uint64_t> duplicate_in_batch{0};
   std::atomic<std::uint64_t> dead_lettered{0};
   std::atomic<std::uint64_t> batches{0};
@@ -46,8 +48,11 @@ class Pipeline {
   void set_rule_engine(std::shared_ptr<RuleEngine> rules);
 
   const PipelineCounters& counters() const;
-  // False while an operation is being retried (stalled), true once it succeeds again.
+  // False while an operation is being retried or a write is hung (stalled), true once that is over.
   bool healthy() const;
+  // What stalls it (stall_tracker.hpp): the reason, and whether a write has been in flight for longer than
+  // --write_stall_seconds (hung: /health fails too). Any thread.
+  StallState stall() const;
 
  private:
   struct Impl;

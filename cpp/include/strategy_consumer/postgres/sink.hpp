@@ -36,6 +36,10 @@ struct PostgresConfig {
   int max_connections = 10;
   int connect_timeout_seconds = 10;
   std::string application_name = "strategy-consumer";
+  // Session limits (postgres/session.hpp); 0 leaves the server's setting. The service sets both on its
+  // connections (--statement_timeout_seconds, --lock_timeout_seconds).
+  double statement_timeout_seconds = 0;
+  double lock_timeout_seconds = 0;
 
   // libpq keyword/value string, values quoted. Holds the password: never log it, log describe() instead.
   std::string connection_string() const;
@@ -60,6 +64,7 @@ struct RowRejection {
 struct WriteResult {
   std::size_t inserted = 0;
   std::size_t updated = 0;
+  std::size_t outdated = 0;  // re-discoveries older than the stored row's (Kafka timestamp): not applied
   std::vector<RowRejection> rejected;
   std::size_t row_statements = 0;  // COPY+INSERT attempts: 1 when no row was refused
   // Set when an earlier attempt at this batch ended with its COMMIT's outcome unknown: whether that COMMIT had

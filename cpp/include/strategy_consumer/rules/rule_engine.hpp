@@ -2,7 +2,7 @@
 // Analyst rules, as the core sees them: an interface. The core knows nothing of Python; cpp/pyrules/ implements
 // it with an interpreter (PythonRuleEngine), and a test can implement it with plain C++.
 //
-// The pipeline hands the engine each batch ONCE, just before the write and before in-batch duplicates collapse
+// The pipeline hands the engine each batch ONCE, just before the write and before in-batch duplicates fold
 // (every message gets its own verdict, whatever batch it lands in): the strategies it refuses are dead-lettered
 // with stage `rule:<name>` and left out of the transaction (their offsets still advance with the batch). Between batches the pipeline calls reload_if_changed(), where a
 // requested or a file-triggered reload happens; a reload that fails keeps the rules that were running.
@@ -53,6 +53,9 @@ struct RuleCounters {
 struct RuleStats {
   std::vector<RuleCounters> rules;  // in rule order; rules no longer loaded last
   std::uint64_t batches = 0;        // evaluate() calls
+  // Batches on which the engine itself failed (not one rule: the evaluation as a whole raised). Each strategy of
+  // such a batch is refused with stage rule:engine rather than stored unchecked.
+  std::uint64_t engine_failures = 0;
   std::uint64_t reloads = 0;        // successful reloads (not counting the first load)
   std::uint64_t failed_reloads = 0;
   std::string last_reload_error;    // "" when the last reload succeeded
