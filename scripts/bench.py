@@ -22,6 +22,9 @@ strategies, the rest new; a handful invalid) and measures, on the same messages:
             twice: with the consumer's defaults, and with fetch.wait.max.ms=10, because the dev broker answers a
             fetch at the end of a partition only after fetch.wait.max.ms (500 ms) even when data arrives
             meanwhile (a real broker answers on arrival).
+  network   the consumer and the original design with a network between them and PostgreSQL: a latency proxy on
+            127.0.0.1 (scripts/benchsuite/latency_proxy.py) delays every byte by half the round trip each way, at
+            0, 1 and 5 ms; the consumer drains --network_messages, the original design reads up to 10,000.
   memory    peak RSS of strategy-consumer draining --memory_messages (the kernel's VmHWM of the process, read
             every 20 ms while it runs).
   large     peak RSS of strategy-consumer draining 400 valid messages of 1 MB each (a large field the consumer
@@ -58,10 +61,14 @@ from strategy_consumer import samples
 from strategy_consumer.testing import to_protobuf
 from strategy_consumer.services import DevBroker, PostgresServer, find_binary, free_port
 
+from benchsuite.latency_proxy import LatencyProxy
+
 ROOT = Path(__file__).resolve().parents[1]
 TOPIC = "bench-strategies"
 MEMORY_TOPIC = "bench-memory"
 LARGE_TOPIC = "bench-large"
+NETWORK_TOPIC = "bench-network"
+NETWORK_RTTS_MS = (0.0, 1.0, 5.0)  # round trips between the consumer (or the original design) and PostgreSQL
 # What the consumer holds beyond --max_buffered_bytes (memory_budget.hpp): the process itself with its libraries
 # (about 30 MB), librdkafka's queue of prefetched messages (queued.max.messages.kbytes: 16 MiB) and the fetch
 # responses being read into it (up to one message over, per partition fetched at once), one message over each
@@ -82,6 +89,8 @@ TARGETS = {
     "latency_p99_ms": ("<=", 200.0),
     "peak_rss_mb": ("<=", 150.0),
     "large_peak_rss_over_bound": ("<=", 1.0),
+    "network_1ms_consumer_over_original": (">=", 30.0),
+    "network_1ms_consumer_over_0ms": (">=", 0.8),
 }
 
 # The sink's staging table and upsert (cpp/src/postgres/sink.cpp, kCreateStaging and kUpsert): the limit runs
@@ -674,6 +683,59 @@ def phase_large(pg: PostgresServer, tool: str, work: Path, n: int, size: int, bu
                 "peak_growth_mb": hwm_steps}
 
 
+def phase_network(pg: PostgresServer, kafka: DevBroker, tool: str, work: Path, messages: list[bytes],
+                  original_messages: int, batch_size: int, partitions: int) -> dict:
+    """The consumer and the original design with a network between them and PostgreSQL: each connects through a
+    latency proxy on 127.0.0.1 (scripts/benchsuite/latency_proxy.py) that delays every byte by half the round
+    trip each way, at each of NETWORK_RTTS_MS. The proxy runs at 0 ms too, so every run pays its copying. The
+    consumer drains the whole topic (process start to its last commit); the original design reads its first
+    `original_messages` (a round trip per message: its rate is steady from the start)."""
+    kafka.create_topic(NETWORK_TOPIC, partitions)
+    fill_topic(kafka.bootstrap, NETWORK_TOPIC, partitions, messages)
+    check_topic_complete(kafka.bootstrap, NETWORK_TOPIC, partitions, len(messages))
+    out: dict = {"messages": len(messages), "original_messages": original_messages, "partitions": partitions,
+                 "runs": {}}
+    for rtt in NETWORK_RTTS_MS:
+        name = f"{rtt:g}ms"
+        tag = name.replace(".", "_")
+        run: dict = {"rtt_ms": rtt}
+        with LatencyProxy((pg.host, pg.port), rtt_ms=rtt) as proxy:
+            db = Database(pg, f"bench_network_consumer_{tag}", tool)
+            checkpoint(pg)
+            args = [a for a in consumer_args(kafka, pg, db.name, NETWORK_TOPIC, f"bench-network-{tag}",
+                                             batch_size, "--idle_timeout_seconds=2",
+                                             "--max_processing_time_seconds=3600")
+                    if not a.startswith(("--postgres_host=", "--postgres_port="))]
+            args += ["--postgres_host=127.0.0.1", f"--postgres_port={proxy.port}"]
+            log_path = work / f"network-{tag}-consumer.log"
+            start = time.time()
+            with open(log_path, "w") as log_file:
+                result = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=log_file)
+            if result.returncode != 0:
+                raise RuntimeError("strategy-consumer failed:\n" + log_path.read_text(errors="replace")[-3000:])
+            end = db.last_commit("strategies", "strategy_consumer_offsets")
+            parsed = messages_of(log_path.read_text(errors="replace").splitlines())
+            first_batch = first_time(parsed, "batch 1: ")
+            run.update(consumer_seconds=end - start, consumer_messages_per_second=len(messages) / (end - start),
+                       consumer_first_batch_seconds=(first_batch - start) if first_batch else None,
+                       consumer_stored=db.count(), consumer_bytes_through_proxy=proxy.bytes_up + proxy.bytes_down)
+
+            db = Database(pg, f"bench_network_original_{tag}", tool)
+            checkpoint(pg)
+            dsn = f"host=127.0.0.1 port={proxy.port} dbname={db.name} user={pg.user}"
+            start = time.time()
+            run_json([sys.executable, str(ROOT / "benchmarks" / "original_design.py"),
+                      f"--bootstrap={kafka.bootstrap}", f"--topic={NETWORK_TOPIC}",
+                      f"--group=bench-network-original-{tag}", f"--dsn={dsn}", f"--messages={original_messages}"])
+            end = db.last_commit("strategies")
+            run.update(original_seconds=end - start, original_messages_per_second=original_messages / (end - start))
+        run["consumer_over_original"] = run["consumer_messages_per_second"] / run["original_messages_per_second"]
+        log(f"  round trip {name}: consumer {run['consumer_messages_per_second']:,.0f} msg/s, original design "
+            f"{run['original_messages_per_second']:,.0f} msg/s")
+        out["runs"][name] = run
+    return out
+
+
 # --- report -------------------------------------------------------------------------------------------------
 
 def git_info() -> dict:
@@ -714,6 +776,15 @@ def compute_figures(d: dict) -> dict:
         x = d["large"]
         f["large_peak_rss_mb"] = x["peak_rss_mb"]
         f["large_peak_rss_over_bound"] = x["peak_rss_mb"] / (x["budget_mb"] + x["constant_mb"])
+    if "network" in d:
+        runs = d["network"]["runs"]
+        for name, run in runs.items():
+            key = name.replace(".", "_")
+            f[f"network_{key}_consumer_messages_per_second"] = run["consumer_messages_per_second"]
+            f[f"network_{key}_original_messages_per_second"] = run["original_messages_per_second"]
+        f["network_1ms_consumer_over_original"] = runs["1ms"]["consumer_over_original"]
+        f["network_1ms_consumer_over_0ms"] = (runs["1ms"]["consumer_messages_per_second"]
+                                              / runs["0ms"]["consumer_messages_per_second"])
     return f
 
 
@@ -768,6 +839,16 @@ def print_table(result: dict) -> None:
                      f"({x['topic_mb']:.0f} MiB)", f"{f['large_peak_rss_mb']:.0f} MB",
                      *target("large_peak_rss_over_bound",
                              f"<= {bound:.0f} MB (budget {x['budget_mb']:.0f} + {x['constant_mb']:.0f})")))
+    if "network" in d:
+        x = d["network"]
+        for name, run in x["runs"].items():
+            rows.append((f"round trip {name} to PostgreSQL: consumer / original design",
+                         f"{rate(run['consumer_messages_per_second'])} / {rate(run['original_messages_per_second'])} "
+                         f"= {run['consumer_over_original']:.1f}", "", ""))
+        rows.append(("  consumer / original at 1 ms", f"{f['network_1ms_consumer_over_original']:.1f}",
+                     *target("network_1ms_consumer_over_original", ">= 30")))
+        rows.append(("  consumer at 1 ms / at 0 ms", f"{f['network_1ms_consumer_over_0ms']:.2f}",
+                     *target("network_1ms_consumer_over_0ms", ">= 0.8")))
     header = ("measurement", "figure", "target", "")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
     print(f"\nstrategy-consumer benchmarks, {result['date']}: {p['messages']:,} messages, batch {p['batch_size']}, "
@@ -826,12 +907,21 @@ def run_phases(args, phases: set, work: Path, d: dict, n: int, memory_n: int, la
                         pg, kafka, tool, work, args.seed, args.latency_rate, latency_seconds, latency_partitions,
                         args.batch_size, name="latency_short_fetch_wait",
                         extra_args=(f"--kafka_property=fetch.wait.max.ms={SHORT_FETCH_WAIT_MS}",))
-        del messages
         if "memory" in phases:
             log(f"memory: generating and draining {memory_n:,} messages")
             memory_messages = bench_messages(memory_n, args.seed + 1)
             d["memory"] = phase_memory(pg, tool, work, memory_messages, args.batch_size, args.partitions)
             del memory_messages
+        if "network" in phases:
+            network_n = args.network_messages or (2000 if args.quick else 50_000)
+            original_n = min(network_n, 1000 if args.quick else 10_000)
+            network_partitions = partitions_for(messages[:network_n], 16)
+            with DevBroker(topics={DLQ: 1}) as kafka:
+                log(f"network: {network_n:,} messages through a latency proxy at "
+                    f"{', '.join(f'{r:g}' for r in NETWORK_RTTS_MS)} ms round trip (the original design: "
+                    f"{original_n:,})")
+                d["network"] = phase_network(pg, kafka, tool, work, messages[:network_n], original_n,
+                                             args.batch_size, network_partitions)
         if "large" in phases:
             n_large, size = (24, 600_000) if args.quick else (400, 1_000_000)
             # Quick: small budgets, so that even a tiny topic holds several times the budget.
@@ -839,11 +929,12 @@ def run_phases(args, phases: set, work: Path, d: dict, n: int, memory_n: int, la
             budget_mb = 8.0 if args.quick else 128.0
             log(f"large messages: draining {n_large} valid messages of {size:,} bytes, budget {budget_mb:.0f} MiB")
             d["large"] = phase_large(pg, tool, work, n_large, size, budget_args, budget_mb)
+        del messages
 
     return rows, sizes, partitions, latency_partitions, settings
 
 
-PHASES = ("limit", "consumer", "original", "cpu", "latency", "memory", "large")
+PHASES = ("limit", "consumer", "original", "cpu", "latency", "memory", "large", "network")
 
 
 def main() -> int:
@@ -858,6 +949,8 @@ def main() -> int:
                     "throughput topic)")
     ap.add_argument("--batch_size", type=int, default=1000, help="strategy-consumer --batch_size (default 1000)")
     ap.add_argument("--partitions", type=int, default=128, help="at least this many partitions (default 128)")
+    ap.add_argument("--network_messages", type=int, help="messages the network phase drains at each round trip "
+                    "(default 50,000; the original design reads at most 10,000 of them)")
     ap.add_argument("--cpu_seconds", type=float, help="CPU time of the CPU-path measurement (default 5)")
     ap.add_argument("--consumer_arg", action="append", default=[], metavar="FLAG",
                     help="an extra strategy-consumer flag for every run of it (repeatable), e.g. "
@@ -876,6 +969,7 @@ def main() -> int:
     MESSAGE_FORMAT[0] = args.message_format
     if args.message_format == "protobuf":
         phases.discard("original")  # the original design reads JSON only
+        phases.discard("network")   # it compares with the original design
     quick = args.quick
     n = args.messages or (5000 if quick else 500_000)
     memory_n = args.memory_messages or (5000 if quick else 1_000_000)

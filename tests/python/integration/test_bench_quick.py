@@ -19,6 +19,10 @@ FIGURES = {
     "limit_over_original",
     "cpu_path_messages_per_second", "latency_p50_ms", "latency_p99_ms", "latency_max_ms",
     "latency_short_fetch_wait_p99_ms", "peak_rss_mb", "large_peak_rss_mb", "large_peak_rss_over_bound",
+    "network_0ms_consumer_messages_per_second", "network_0ms_original_messages_per_second",
+    "network_1ms_consumer_messages_per_second", "network_1ms_original_messages_per_second",
+    "network_5ms_consumer_messages_per_second", "network_5ms_original_messages_per_second",
+    "network_1ms_consumer_over_original", "network_1ms_consumer_over_0ms",
 }
 
 
@@ -52,7 +56,14 @@ def test_quick_run_reports_every_figure(tmp_path):
     # Large valid messages: everything stored, memory within the byte budget plus the stated constant.
     assert details["large"]["stored"] == details["large"]["messages"]
     assert details["large"]["within_budget"], details["large"]
-    assert "consumer / limit" in result.stdout and "peak RSS" in result.stdout
+    # A network between us and PostgreSQL: every round trip ran, through the proxy, storing everything.
+    network = details["network"]
+    assert sorted(network["runs"]) == ["0ms", "1ms", "5ms"]
+    for run in network["runs"].values():
+        assert run["consumer_stored"] > 0 and run["consumer_bytes_through_proxy"] > network["messages"] * 100
+    # The original design waits a round trip per message: slower at 5 ms than at 0 ms, whatever the machine.
+    assert network["runs"]["5ms"]["original_seconds"] > network["runs"]["0ms"]["original_seconds"]
+    assert "consumer / limit" in result.stdout and "peak RSS" in result.stdout and "round trip 1ms" in result.stdout
 
 
 def _cpp_string_constant(source: str, name: str) -> str:
