@@ -5,7 +5,7 @@
 #include <cstdint>
 
 #include "strategy_consumer/message/canonical_hash.hpp"
-#include "strategy_consumer/postgres/copy_encoder.hpp"
+#include "strategy_consumer/message/json_writer.hpp"
 #include "strategy_consumer/model/text.hpp"
 #include "strategy_consumer/model/timestamp.hpp"
 

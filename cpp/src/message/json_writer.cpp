@@ -5,6 +5,13 @@
 #include <cstdint>
 
 namespace strategy_consumer {
+
+std::string format_double(double value) {
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  return std::string(buf, end);
+}
+
 namespace {
 
 using nlohmann::json;

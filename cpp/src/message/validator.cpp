@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "strategy_consumer/postgres/copy_encoder.hpp"
+#include "strategy_consumer/message/json_writer.hpp"
 #include "strategy_consumer/model/timestamp.hpp"
 
 namespace strategy_consumer {

@@ -39,12 +39,6 @@ void append_copy_field(std::string& out, std::string_view text) {
   out.append(text.data() + run, text.size() - run);
 }
 
-std::string format_double(double value) {
-  char buf[32];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
-  return std::string(buf, end);
-}
-
 namespace {
 
 void append_double(std::string& out, double value) {

@@ -9,6 +9,9 @@
 
 namespace strategy_consumer {
 
+// Shortest text that reads back as the same double.
+std::string format_double(double value);
+
 enum class JsonNumbers {
   as_dumped,  // exactly as dump() writes them
   canonical,  // integral doubles below 2^53 as integers, -0 as 0 (1 == 1.0: the canonical hash's form)

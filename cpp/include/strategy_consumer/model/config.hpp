@@ -1,14 +1,43 @@
 #pragma once
 // Configuration: plain structs with defaults and validate(). A flag beats the environment, which beats the
 // default. `kafka.properties` is the escape hatch: any librdkafka setting, applied last.
+#include <cstddef>
 #include <map>
 #include <string>
 #include <vector>
 
-#include "strategy_consumer/ops/http.hpp"
-#include "strategy_consumer/postgres/sink.hpp"
-
 namespace strategy_consumer {
+
+// PostgreSQL: where and how to connect (connection_string() and describe() are written by postgres/).
+struct PostgresConfig {
+  std::string host = "localhost";
+  int port = 5432;
+  std::string database = "tradestream";
+  std::string user = "postgres";
+  std::string password;
+  int min_connections = 1;
+  int max_connections = 10;
+  int connect_timeout_seconds = 10;
+  std::string application_name = "strategy-consumer";
+  // Session limits (postgres/session.hpp); 0 leaves the server's setting. The service sets both on its
+  // connections (--statement_timeout_seconds, --lock_timeout_seconds).
+  double statement_timeout_seconds = 0;
+  double lock_timeout_seconds = 0;
+
+  // libpq keyword/value string, values quoted. Holds the password: never log it, log describe() instead.
+  std::string connection_string() const;
+  // "user@host:port/database", no password.
+  std::string describe() const;
+};
+
+// The operations endpoints (ops/http.hpp), validated there.
+struct HttpConfig {
+  std::string host = "0.0.0.0";
+  int port = 8080;                    // 0: no HTTP server
+  double health_stale_seconds = 60;   // /health fails after this long without a heartbeat
+
+  void validate() const;
+};
 
 struct KafkaConfig {
   std::string bootstrap_servers = "localhost:9092";

@@ -13,16 +13,9 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include "strategy_consumer/model/config.hpp"
 
 namespace strategy_consumer {
-
-struct HttpConfig {
-  std::string host = "0.0.0.0";
-  int port = 8080;                    // 0: no HTTP server
-  double health_stale_seconds = 60;   // /health fails after this long without a heartbeat
-
-  void validate() const;
-};
 
 struct ProbeResult {
   bool ok = false;

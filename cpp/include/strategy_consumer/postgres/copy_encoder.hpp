@@ -19,7 +19,5 @@ inline constexpr std::string_view kCopyColumns =
 void append_copy_field(std::string& out, std::string_view text);
 // Appends one line (without the trailing newline, as pqxx::stream_to::write_raw_line wants it).
 void encode_copy_row(std::string& out, const StrategyRecord& record);
-// Shortest text that reads back as the same double.
-std::string format_double(double value);
 
 }  // namespace strategy_consumer

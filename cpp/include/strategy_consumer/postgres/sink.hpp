@@ -23,29 +23,9 @@
 
 #include "strategy_consumer/pipeline/batch.hpp"
 #include "strategy_consumer/model/strategy_record.hpp"
+#include "strategy_consumer/model/config.hpp"
 
 namespace strategy_consumer {
-
-struct PostgresConfig {
-  std::string host = "localhost";
-  int port = 5432;
-  std::string database = "tradestream";
-  std::string user = "postgres";
-  std::string password;
-  int min_connections = 1;
-  int max_connections = 10;
-  int connect_timeout_seconds = 10;
-  std::string application_name = "strategy-consumer";
-  // Session limits (postgres/session.hpp); 0 leaves the server's setting. The service sets both on its
-  // connections (--statement_timeout_seconds, --lock_timeout_seconds).
-  double statement_timeout_seconds = 0;
-  double lock_timeout_seconds = 0;
-
-  // libpq keyword/value string, values quoted. Holds the password: never log it, log describe() instead.
-  std::string connection_string() const;
-  // "user@host:port/database", no password.
-  std::string describe() const;
-};
 
 struct PartitionOffset {
   std::string topic;
