@@ -1,40 +1,22 @@
-"""The dashboards and alerts that ship with the service: Prometheus rules checked and unit-tested by promtool,
-every metric they name exported by a running consumer, and the KEDA ScaledObject consistent with the Deployment."""
+"""The dashboards and alerts that ship with the service name only metrics a running consumer exports. (promtool's
+checks and unit tests of the alerts, and the KEDA ScaledObject, are tests/python/unit/test_deploy.py.)"""
 
 from __future__ import annotations
 
 import json
 import re
-import subprocess
 
 import yaml
 
 from strategy_consumer.services import repo_root
 
-from test_operations import Service, all_committed, invalid_for_validation, manifests, strategy, wait_for
+from test_operations import Service, all_committed, invalid_for_validation, strategy, wait_for
 
 ROOT = repo_root()
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yaml"
-ALERT_TESTS = ROOT / "tests" / "data" / "prometheus" / "alerts_test.yaml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "strategy-consumer.json"
 # Series that come from elsewhere: a drain job has exited before any scrape, so its failure is kube-state-metrics'.
 EXTERNAL_SERIES = {"kube_job_status_failed"}
-
-
-def test_alert_rules_check_and_pass_their_unit_tests():
-    check = subprocess.run(["promtool", "check", "rules", str(ALERTS)], capture_output=True, text=True)
-    assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 6 rules found" in check.stdout
-    unit = subprocess.run(["promtool", "test", "rules", ALERT_TESTS.name], cwd=ALERT_TESTS.parent,
-                          capture_output=True, text=True)
-    assert unit.returncode == 0, unit.stdout + unit.stderr
-    # Every alert is exercised by the unit tests.
-    alerts = {r["alert"] for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"]}
-    tested = {t["alertname"] for case in yaml.safe_load(ALERT_TESTS.read_text())["tests"]
-              for t in case["alert_rule_test"]}
-    assert alerts == tested == {"StrategyConsumerLagGrowing", "StrategyConsumerStalled",
-                                "StrategyConsumerDeadLetterRateHigh", "StrategyConsumerNoCommitWhileLagging",
-                                "StrategyConsumerRuleErrors", "StrategyConsumerDrainJobFailed"}
 
 
 def expressions() -> dict[str, list[str]]:
@@ -84,22 +66,3 @@ def test_every_metric_in_the_dashboard_and_the_alerts_is_exported(env):
         assert named, where
         unknown = named - exported - EXTERNAL_SERIES
         assert not unknown, f"{where} names series the service does not export: {sorted(unknown)}"
-
-
-def test_keda_scaled_object_scales_the_deployment_on_the_groups_lag():
-    m = manifests()
-    scaled, deployment, config = m["ScaledObject"], m["Deployment"], m["ConfigMap"]["data"]
-    spec = scaled["spec"]
-    assert spec["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
-    assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
-    (trigger,) = spec["triggers"]
-    assert trigger["type"] == "kafka"
-    meta = trigger["metadata"]
-    # The group, topic and brokers the Deployment's consumers use (the ConfigMap), so the lag is theirs.
-    assert meta["consumerGroup"] == config["KAFKA_GROUP_ID"]
-    assert meta["topic"] == config["KAFKA_TOPIC_STRATEGIES"]
-    assert meta["bootstrapServers"] == config["KAFKA_BOOTSTRAP_SERVERS"]
-    # Never more consumers than partitions: idle consumers are not asked for, and the ceiling says so.
-    assert meta["allowIdleConsumers"] == "false"
-    assert int(meta["lagThreshold"]) >= int(config["BATCH_SIZE"])
-    assert "partition" in (ROOT / "deploy" / "kubernetes" / "scaledobject.yaml").read_text().split("apiVersion")[0]
