@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import signal
+import subprocess
 import time
 from datetime import datetime
 
@@ -188,8 +189,9 @@ def test_an_older_rediscovery_from_another_partition_does_not_overwrite_a_newer_
 
 
 def test_a_replay_does_not_roll_rows_back(env):
-    """Stored offsets deleted (as for a new group, or a reset): the old messages are read again and must not
-    bring back old values."""
+    """A replay (a new group: no stored offsets and none committed in Kafka): the old messages are read again and
+    must not bring back old values. (Deleting a group's offsets rows is no replay: a partition without a row
+    starts where the group committed in Kafka.)"""
     base = {"symbol": "ETH/USD", "strategy_type": "SMA_RSI", "parameters": SMA_RSI}
     now = int(time.time() * 1000)
     produce_at(env, [(dict(base, score=0.1, discovery_end_time="2024-01-01T00:00:00Z"), 0, now - 5000),
@@ -197,14 +199,23 @@ def test_a_replay_does_not_roll_rows_back(env):
     env.drain()
     expected = [(0.2, datetime(2024, 2, 1))]
     assert env.query("SELECT current_score, discovery_end_time FROM strategies") == expected
-    env.query("DELETE FROM strategy_consumer_offsets")  # everything again
-    env.drain()
+
+    def drain_as(group: str) -> str:
+        args = [a for a in env.flags("--idle_timeout_seconds=1") if not a.startswith("--kafka_group_id=")]
+        result = subprocess.run(args + [f"--kafka_group_id={group}"], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stderr
+
+    drain_as(env.group + "-replay-all")  # everything again, both messages in one batch
     assert env.query("SELECT current_score, discovery_end_time FROM strategies") == expected
-    env.query("DELETE FROM strategy_consumer_offsets WHERE kafka_partition = 0")  # only the old one again
-    result = env.drain()
-    assert "1 outdated (not applied)" in result.stderr
+    # Only the old message again: a group whose partition 1 is stored at its end.
+    env.query("INSERT INTO strategy_consumer_offsets (group_id, topic, kafka_partition, next_offset)"
+              " VALUES (%s, %s, 1, 1)", env.group + "-replay-old", env.topic)
+    assert "1 outdated (not applied)" in drain_as(env.group + "-replay-old")
     assert env.query("SELECT current_score, discovery_end_time FROM strategies") == expected
     assert env.stored_offsets() == {0: 1, 1: 1}
+    assert dict(env.query("SELECT kafka_partition, next_offset FROM strategy_consumer_offsets WHERE group_id = %s",
+                          env.group + "-replay-old")) == {0: 1, 1: 1}
 
 
 def test_restart_applies_nothing_twice_and_offsets_equal_end(env):
