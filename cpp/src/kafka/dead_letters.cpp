@@ -80,7 +80,7 @@ struct DlqProducer::Impl {
 
   // The handle: used under a shared lock, replaced under the exclusive one after a fatal error.
   std::shared_mutex handle_mutex;
-  rd_kafka_t* rk = nullptr;
+  KafkaHandle rk;
   std::atomic<bool> fatal{false};  // the producer raised a fatal error: replaced by the next flush
 
   std::mutex mutex;  // guards the five below; never held while calling librdkafka
@@ -99,7 +99,7 @@ struct DlqProducer::Impl {
     return unacknowledged.empty() || *unacknowledged.begin() > seq;
   }
 
-  rd_kafka_t* create_handle() {
+  KafkaHandle create_handle() {
     rd_kafka_conf_t* conf = make_kafka_conf(config.producer_settings());
     char value[64];
     std::size_t size = sizeof value;
@@ -117,25 +117,25 @@ struct DlqProducer::Impl {
     std::unique_lock lock(handle_mutex);
     if (!fatal.exchange(false)) return;
     char reason[512] = "";
-    const auto err = rd_kafka_fatal_error(rk, reason, sizeof reason);
+    const auto err = rd_kafka_fatal_error(rk.get(), reason, sizeof reason);
     spdlog::error("the dead-letter producer failed fatally ({}: {}); replacing it and sending its unacknowledged "
                   "letters again",
                   rd_kafka_err2name(err), reason);
-    rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_purge(rk.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     // Every letter's delivery report must be served before the handle goes: a letter whose report were lost
     // would stay unacknowledged, and its batch would wait for it for ever.
-    for (int i = 0; i < 500 && rd_kafka_outq_len(rk) > 0; ++i) rd_kafka_poll(rk, 10);
-    rd_kafka_poll(rk, 0);
-    if (const int left = rd_kafka_outq_len(rk); left > 0) {
+    for (int i = 0; i < 500 && rd_kafka_outq_len(rk.get()) > 0; ++i) rd_kafka_poll(rk.get(), 10);
+    rd_kafka_poll(rk.get(), 0);
+    if (const int left = rd_kafka_outq_len(rk.get()); left > 0) {
       spdlog::error("the failed dead-letter producer still holds {} letter(s) after 5 s; they are lost with it", left);
     }
-    rd_kafka_destroy(rk);
+    rk.reset();  // the failed one goes before its replacement comes
     rk = create_handle();
   }
 
   void poll(int timeout_ms) {
     std::shared_lock lock(handle_mutex);
-    rd_kafka_poll(rk, timeout_ms);
+    rd_kafka_poll(rk.get(), timeout_ms);
   }
 
   void produce(std::unique_ptr<Letter> letter) {
@@ -143,7 +143,7 @@ struct DlqProducer::Impl {
     rd_kafka_headers_t* headers = rd_kafka_headers_new(letter->headers.size());
     for (const auto& [k, v] : letter->headers) rd_kafka_header_add(headers, k.c_str(), -1, v.data(), v.size());
     Letter* raw = letter.get();
-    auto err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(config.dlq_topic.c_str()),
+    auto err = rd_kafka_producev(rk.get(), RD_KAFKA_V_TOPIC(config.dlq_topic.c_str()),
                                  RD_KAFKA_V_VALUE(raw->payload.data(), raw->payload.size()),
                                  RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(raw), RD_KAFKA_V_END);
     if (err) {
@@ -227,13 +227,13 @@ DlqProducer::DlqProducer(const KafkaConfig& config, std::function<void(const Dea
 
 DlqProducer::~DlqProducer() {
   if (!impl_->rk) return;
-  rd_kafka_flush(impl_->rk, 5000);
+  rd_kafka_flush(impl_->rk.get(), 5000);
   if (const auto n = pending(); n > 0) {
     spdlog::warn("{} dead letters were not acknowledged at shutdown; their offsets were not committed", n);
-    rd_kafka_purge(impl_->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_poll(impl_->rk, 0);  // runs the purged messages' delivery reports, freeing them
+    rd_kafka_purge(impl_->rk.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(impl_->rk.get(), 0);  // runs the purged messages' delivery reports, freeing them
   }
-  rd_kafka_destroy(impl_->rk);
+  impl_->rk.reset();
 }
 
 std::uint64_t DlqProducer::send(const DeadLetter& letter) {

@@ -51,14 +51,14 @@ void check_kafka_settings(const std::map<std::string, std::string>& settings) {
   rd_kafka_conf_destroy(make_kafka_conf(settings));
 }
 
-rd_kafka_t* new_kafka_handle(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
+KafkaHandle new_kafka_handle(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
   char err[512];
   rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
   if (!rk) {
     rd_kafka_conf_destroy(conf);
     throw ConfigError(std::string("kafka: ") + err);
   }
-  return rk;
+  return KafkaHandle(rk);
 }
 
 }  // namespace strategy_consumer

@@ -21,7 +21,7 @@ constexpr int kMetadataTimeoutMs = 2000;
 struct KafkaSource::Impl {
   KafkaConfig config;
   RebalanceListener& listener;
-  rd_kafka_t* rk = nullptr;
+  KafkaHandle rk;
   std::set<TopicPartition> assigned;
   std::set<TopicPartition> at_end;
   bool queue_empty = false;  // the last poll timed out: nothing fetched was waiting
@@ -76,32 +76,34 @@ struct KafkaSource::Impl {
   // Direct assignment: every partition of the topic, at the stored offsets. False (and logged) while the topic's
   // metadata cannot be had; throws what the listener throws (the stored offsets could not be read).
   bool assign_all_partitions() {
-    rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, config.topic.c_str(), nullptr);
-    const rd_kafka_metadata_t* md = nullptr;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, kMetadataTimeoutMs);
-    rd_kafka_topic_destroy(rkt);
+    MetadataHandle md;
+    rd_kafka_resp_err_t err;
+    {
+      TopicHandle rkt(rd_kafka_topic_new(rk.get(), config.topic.c_str(), nullptr));
+      const rd_kafka_metadata_t* raw = nullptr;
+      err = rd_kafka_metadata(rk.get(), 0, rkt.get(), &raw, kMetadataTimeoutMs);
+      md.reset(raw);
+    }
     std::string problem;
-    rd_kafka_topic_partition_list_t* parts = nullptr;
+    PartitionList parts;
     if (err) {
       problem = std::string("no metadata: ") + rd_kafka_err2str(err);
     } else if (md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt == 0) {
       problem = md->topic_cnt == 1 && md->topics[0].err ? rd_kafka_err2str(md->topics[0].err) : "no partitions";
     } else {
-      parts = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+      parts = new_partition_list(md->topics[0].partition_cnt);
       for (int i = 0; i < md->topics[0].partition_cnt; ++i) {
-        rd_kafka_topic_partition_list_add(parts, config.topic.c_str(), md->topics[0].partitions[i].id);
+        rd_kafka_topic_partition_list_add(parts.get(), config.topic.c_str(), md->topics[0].partitions[i].id);
       }
     }
-    if (md) rd_kafka_metadata_destroy(md);
+    md.reset();
     if (!parts) {
       if (problem != direct_problem) spdlog::warn("kafka: cannot assign {} yet ({}); trying again", config.topic, problem);
       direct_problem = problem;
       return false;
     }
-    std::unique_ptr<rd_kafka_topic_partition_list_t, void (*)(rd_kafka_topic_partition_list_t*)> guard(
-        parts, rd_kafka_topic_partition_list_destroy);
-    on_assign(parts);  // the stored offsets; throws when they cannot be read (tried again on the next poll)
-    if (auto e = rd_kafka_assign(rk, parts)) {
+    on_assign(parts.get());  // the stored offsets; throws when they cannot be read (tried again on the next poll)
+    if (auto e = rd_kafka_assign(rk.get(), parts.get())) {
       assigned.clear();
       throw KafkaError(std::string("cannot assign the partitions of ") + config.topic + ": " + rd_kafka_err2str(e),
                        true, config.topic);
@@ -165,19 +167,17 @@ KafkaSource::KafkaSource(const KafkaConfig& config, RebalanceListener& listener,
   rd_kafka_conf_set_rebalance_cb(conf, &Impl::rebalance_cb);
   rd_kafka_conf_set_stats_cb(conf, &Impl::stats_cb);
   impl_->rk = new_kafka_handle(RD_KAFKA_CONSUMER, conf);
-  rd_kafka_poll_set_consumer(impl_->rk);
+  rd_kafka_poll_set_consumer(impl_->rk.get());
   if (direct) {
     // Assigned on the first poll: the listener is only ever called from inside poll().
     impl_->direct = impl_->direct_pending = true;
     spdlog::info("reading {} with direct assignment (no group join) at {}", config.topic, config.bootstrap_servers);
     return;
   }
-  rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_list_add(topics, config.topic.c_str(), RD_KAFKA_PARTITION_UA);
-  auto err = rd_kafka_subscribe(impl_->rk, topics);
-  rd_kafka_topic_partition_list_destroy(topics);
-  if (err) {
-    rd_kafka_destroy(impl_->rk);
+  PartitionList topics = new_partition_list(1);
+  rd_kafka_topic_partition_list_add(topics.get(), config.topic.c_str(), RD_KAFKA_PARTITION_UA);
+  if (auto err = rd_kafka_subscribe(impl_->rk.get(), topics.get())) {
+    impl_->rk.reset();
     throw KafkaError("cannot subscribe to " + config.topic + ": " + rd_kafka_err2str(err), false, config.topic);
   }
   spdlog::info("subscribed to {} as group {} at {}", config.topic, config.group_id, config.bootstrap_servers);
@@ -191,14 +191,11 @@ KafkaSource::~KafkaSource() {
 
 std::optional<KafkaMessage> KafkaSource::poll(std::chrono::milliseconds timeout) {
   if (impl_->direct_pending && impl_->assign_all_partitions()) impl_->direct_pending = false;
-  rd_kafka_message_t* m = rd_kafka_consumer_poll(impl_->rk, static_cast<int>(timeout.count()));
-  impl_->queue_empty = m == nullptr;
-  if (impl_->callback_error) {
-    if (m) rd_kafka_message_destroy(m);
-    std::rethrow_exception(std::exchange(impl_->callback_error, nullptr));
-  }
-  if (!m) return std::nullopt;
-  std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> guard(m, rd_kafka_message_destroy);
+  MessageHandle message(rd_kafka_consumer_poll(impl_->rk.get(), static_cast<int>(timeout.count())));
+  impl_->queue_empty = message == nullptr;
+  if (impl_->callback_error) std::rethrow_exception(std::exchange(impl_->callback_error, nullptr));
+  if (!message) return std::nullopt;
+  const rd_kafka_message_t* m = message.get();
   const char* topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
   if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
     impl_->at_end.insert({topic, m->partition});
@@ -206,7 +203,7 @@ std::optional<KafkaMessage> KafkaSource::poll(std::chrono::milliseconds timeout)
   }
   if (m->err) {
     char reason[512];
-    if (rd_kafka_fatal_error(impl_->rk, reason, sizeof reason)) {
+    if (rd_kafka_fatal_error(impl_->rk.get(), reason, sizeof reason)) {
       throw KafkaError(std::string("fatal consumer error: ") + reason, false, topic, m->partition);
     }
     // Transient (broker down, topic not there yet): librdkafka keeps trying on its own.
@@ -240,24 +237,23 @@ std::set<TopicPartition> KafkaSource::assignment() const { return impl_->assigne
 
 void KafkaSource::commit(const std::vector<PartitionOffset>& offsets) {
   if (offsets.empty()) return;
-  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size()));
+  PartitionList list = new_partition_list(static_cast<int>(offsets.size()));
   for (const auto& o : offsets) {
     if (!impl_->assigned.count({o.topic, o.partition})) continue;
-    rd_kafka_topic_partition_list_add(list, o.topic.c_str(), o.partition)->offset = o.next_offset;
+    rd_kafka_topic_partition_list_add(list.get(), o.topic.c_str(), o.partition)->offset = o.next_offset;
   }
   if (list->cnt > 0) {
-    auto err = rd_kafka_commit(impl_->rk, list, 1);
+    auto err = rd_kafka_commit(impl_->rk.get(), list.get(), 1);
     if (err) spdlog::warn("kafka offset commit (for lag tools only) failed: {}", rd_kafka_err2str(err));
   }
-  rd_kafka_topic_partition_list_destroy(list);
 }
 
 void KafkaSource::seek(const std::vector<PartitionOffset>& positions) {
   if (positions.empty()) return;
-  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(positions.size()));
+  PartitionList list = new_partition_list(static_cast<int>(positions.size()));
   for (const auto& o : positions) {
     if (!impl_->assigned.count({o.topic, o.partition})) continue;
-    rd_kafka_topic_partition_list_add(list, o.topic.c_str(), o.partition)->offset =
+    rd_kafka_topic_partition_list_add(list.get(), o.topic.c_str(), o.partition)->offset =
         o.next_offset >= 0 ? o.next_offset : impl_->start_offset({}, o.partition);
     impl_->at_end.erase({o.topic, o.partition});
   }
@@ -266,9 +262,8 @@ void KafkaSource::seek(const std::vector<PartitionOffset>& positions) {
   // retried by the caller: seeking again to the same offsets is harmless.
   std::string failures;
   if (list->cnt > 0) {
-    if (rd_kafka_error_t* error = rd_kafka_seek_partitions(impl_->rk, list, 10000)) {
-      failures = rd_kafka_error_string(error);
-      rd_kafka_error_destroy(error);
+    if (ErrorHandle error{rd_kafka_seek_partitions(impl_->rk.get(), list.get(), 10000)}) {
+      failures = rd_kafka_error_string(error.get());
     }
     for (int i = 0; i < list->cnt; ++i) {
       const auto& e = list->elems[i];
@@ -277,7 +272,6 @@ void KafkaSource::seek(const std::vector<PartitionOffset>& positions) {
                   "]: " + rd_kafka_err2str(e.err);
     }
   }
-  rd_kafka_topic_partition_list_destroy(list);
   if (!failures.empty()) throw KafkaError("seek to the stored offsets failed: " + failures, true);
 }
 
@@ -293,28 +287,26 @@ void KafkaSource::close() {
     } catch (const std::exception& e) {
       spdlog::warn("kafka consumer close: revoking the assignment failed: {}", e.what());
     }
-    rd_kafka_assign(impl_->rk, nullptr);
+    rd_kafka_assign(impl_->rk.get(), nullptr);
   }
   // As rd_kafka_consumer_close(), which can wait for ever for a coordinator that is gone, but with a deadline:
   // revocation callbacks run, offsets stay as committed, and the group is left if a broker answers in time.
-  rd_kafka_queue_t* queue = rd_kafka_queue_new(impl_->rk);
+  QueueHandle queue(rd_kafka_queue_new(impl_->rk.get()));
   bool closed = false;
-  if (rd_kafka_error_t* error = rd_kafka_consumer_close_queue(impl_->rk, queue)) {
-    spdlog::warn("kafka consumer close: {}", rd_kafka_error_string(error));
-    rd_kafka_error_destroy(error);
+  if (ErrorHandle error{rd_kafka_consumer_close_queue(impl_->rk.get(), queue.get())}) {
+    spdlog::warn("kafka consumer close: {}", rd_kafka_error_string(error.get()));
   } else {
     const auto until = std::chrono::steady_clock::now() + kCloseTimeout;
-    while (!(closed = rd_kafka_consumer_closed(impl_->rk)) && std::chrono::steady_clock::now() < until) {
+    while (!(closed = rd_kafka_consumer_closed(impl_->rk.get())) && std::chrono::steady_clock::now() < until) {
       // Served as events: the revocation is handed to our rebalance callback; everything else is dropped.
-      rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 100);
+      EventHandle event(rd_kafka_queue_poll(queue.get(), 100));
       if (!event) continue;
-      if (rd_kafka_event_type(event) == RD_KAFKA_EVENT_REBALANCE) {
-        Impl::rebalance_cb(impl_->rk, rd_kafka_event_error(event), rd_kafka_event_topic_partition_list(event),
-                           impl_.get());
-      } else if (rd_kafka_event_error(event)) {
-        spdlog::warn("kafka consumer close: {}", rd_kafka_event_error_string(event));
+      if (rd_kafka_event_type(event.get()) == RD_KAFKA_EVENT_REBALANCE) {
+        Impl::rebalance_cb(impl_->rk.get(), rd_kafka_event_error(event.get()),
+                           rd_kafka_event_topic_partition_list(event.get()), impl_.get());
+      } else if (rd_kafka_event_error(event.get())) {
+        spdlog::warn("kafka consumer close: {}", rd_kafka_event_error_string(event.get()));
       }
-      rd_kafka_event_destroy(event);
     }
     if (!closed) {
       spdlog::warn("kafka consumer did not close within {} s (no coordinator answering): leaving without it; the "
@@ -322,7 +314,7 @@ void KafkaSource::close() {
                    std::chrono::duration_cast<std::chrono::seconds>(kCloseTimeout).count());
     }
   }
-  rd_kafka_queue_destroy(queue);
+  queue.reset();
   if (auto error = std::exchange(impl_->callback_error, nullptr)) {
     try {
       std::rethrow_exception(error);
@@ -332,8 +324,7 @@ void KafkaSource::close() {
       spdlog::warn("kafka consumer close: revoking the assignment failed");
     }
   }
-  rd_kafka_destroy_flags(impl_->rk, closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-  impl_->rk = nullptr;
+  rd_kafka_destroy_flags(impl_->rk.release(), closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
   impl_->assigned.clear();
   impl_->at_end.clear();
 }

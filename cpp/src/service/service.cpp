@@ -10,6 +10,7 @@
 #include "strategy_consumer/ops/logging.hpp"
 #include "strategy_consumer/ops/metrics.hpp"
 #include "strategy_consumer/rules/rule_engine.hpp"
+#include "strategy_consumer/service/pipeline_parts.hpp"
 
 namespace strategy_consumer {
 
@@ -42,7 +43,7 @@ ServiceOutcome outcome_of(std::exception_ptr error) {
 }
 
 struct Service::Impl {
-  explicit Impl(Config c) : config(std::move(c)), pipeline(config, &metrics) {}
+  explicit Impl(Config c) : config(std::move(c)), pipeline(config, kafka_postgres_parts(config), &metrics) {}
   Config config;
   Metrics metrics;
   Pipeline pipeline;  // reports to metrics: built after it, destroyed before it

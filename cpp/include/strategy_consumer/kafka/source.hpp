@@ -22,56 +22,43 @@
 #include <string_view>
 #include <vector>
 
-#include "strategy_consumer/pipeline/batch.hpp"
 #include "strategy_consumer/model/config.hpp"
-#include "strategy_consumer/postgres/sink.hpp"
+#include "strategy_consumer/pipeline/batch.hpp"
+#include "strategy_consumer/pipeline/message_source.hpp"
 
 namespace strategy_consumer {
 
-class RebalanceListener {
- public:
-  virtual ~RebalanceListener() = default;
-  // Partitions just assigned; returns the next offset to read of those that have one stored.
-  virtual std::map<std::int32_t, std::int64_t> on_assigned(const std::string& topic,
-                                                           const std::vector<std::int32_t>& partitions) = 0;
-  virtual void on_revoked(const std::set<TopicPartition>& partitions) = 0;
-  // librdkafka's statistics JSON, every statistics.interval.ms, from inside poll().
-  virtual void on_statistics(std::string_view /*json*/) {}
-};
+// What the pipeline sees of it: MessageSource (pipeline/message_source.hpp).
+using KafkaMessage = SourceMessage;
 
-struct KafkaMessage {
-  SourcePosition source;
-  std::string payload;
-};
-
-class KafkaSource {
+class KafkaSource : public MessageSource {
  public:
   // `direct`: assign every partition of config.topic on the first poll instead of joining the group.
   KafkaSource(const KafkaConfig& config, RebalanceListener& listener, bool direct = false);
-  ~KafkaSource();
+  ~KafkaSource() override;
   KafkaSource(const KafkaSource&) = delete;
   KafkaSource& operator=(const KafkaSource&) = delete;
 
   // The next message, or nullopt after `timeout` (or after a partition-end or rebalance event).
   // Throws KafkaError for fatal consumer errors.
-  std::optional<KafkaMessage> poll(std::chrono::milliseconds timeout);
+  std::optional<KafkaMessage> poll(std::chrono::milliseconds timeout) override;
 
   // True when every assigned partition has been read to its end (and at least one is assigned).
-  bool caught_up() const;
+  bool caught_up() const override;
   // The last poll timed out: everything fetched so far has been read (more may be on its way from the brokers).
-  bool queue_empty() const;
+  bool queue_empty() const override;
   bool has_assignment() const;
-  std::set<TopicPartition> assignment() const;
+  std::set<TopicPartition> assignment() const override;
 
   // Asynchronous commit to Kafka of offsets already made durable in PostgreSQL.
-  void commit(const std::vector<PartitionOffset>& offsets);
+  void commit(const std::vector<PartitionOffset>& offsets) override;
   // Moves the read position of these partitions (those still assigned); the next poll reads from there.
   // A negative next_offset means "no stored offset": the partition restarts at auto_offset_reset. Throws
   // KafkaError (retryable) naming each partition whose seek failed or timed out: call it again.
-  void seek(const std::vector<PartitionOffset>& positions);
+  void seek(const std::vector<PartitionOffset>& positions) override;
   // Leaves the group (revoking the assignment through the listener) and closes the consumer; after 5 s without
   // an answer from the group's coordinator it closes without it.
-  void close();
+  void close() override;
 
  private:
   struct Impl;

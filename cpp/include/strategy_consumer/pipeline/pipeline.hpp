@@ -2,8 +2,12 @@
 // The pipeline: Kafka source -> decode -> batch -> PostgreSQL sink (rows and offsets in one transaction)
 // -> offsets committed to Kafka; rejected messages -> dead-letter topic, flushed before their offsets commit.
 // Runs on the calling thread until stop() or, in drain mode, until idle or out of time.
+// It reads through a MessageSource and writes through BatchSinks (message_source.hpp, batch_sink.hpp): the
+// service gives it kafka/KafkaSource and postgres/PostgresSink (service/pipeline_parts.hpp), tests in-memory
+// doubles.
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "strategy_consumer/model/config.hpp"
@@ -12,6 +16,17 @@
 namespace strategy_consumer {
 
 class RuleEngine;  // rule_engine.hpp
+class BatchSink;
+class MessageSource;
+class RebalanceListener;
+
+// What the pipeline reads from and writes to.
+struct PipelineParts {
+  // A sink of its own for the consumer thread (schema, stored offsets) and for each writer lane.
+  std::function<std::unique_ptr<BatchSink>()> make_sink;
+  // Once, when run() has the schema ready; the listener hears of rebalances from inside poll() and close().
+  std::function<std::unique_ptr<MessageSource>(RebalanceListener& listener)> make_source;
+};
 
 struct PipelineCounters {
   std::atomic<std::uint64_t> messages{0};
@@ -33,7 +48,10 @@ class Pipeline {
  public:
   // `observer` (optional; must outlive the pipeline) hears of heartbeats, committed batches, dead letters,
   // retries and Kafka statistics: the metrics and the HTTP probes (metrics.hpp, http.hpp).
+  // Reads from Kafka and writes to PostgreSQL as `config` says (defined in service/pipeline_parts.cpp).
   explicit Pipeline(Config config, PipelineObserver* observer = nullptr);
+  Pipeline(Config config, PipelineParts parts, PipelineObserver* observer = nullptr);
+  // Shuts down in one order (writers stopped, source closed, dead letters flushed, sinks closed).
   ~Pipeline();
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;

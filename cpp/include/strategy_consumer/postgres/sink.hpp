@@ -22,39 +22,13 @@
 #include <vector>
 
 #include "strategy_consumer/pipeline/batch.hpp"
+#include "strategy_consumer/pipeline/batch_sink.hpp"
 #include "strategy_consumer/model/strategy_record.hpp"
 #include "strategy_consumer/model/config.hpp"
 
 namespace strategy_consumer {
 
-struct PartitionOffset {
-  std::string topic;
-  std::int32_t partition = -1;
-  std::int64_t next_offset = 0;
-  std::optional<std::int64_t> expected;  // the stored value this consumer knows; nullopt: no row yet
-};
-
-// A row PostgreSQL refused (a data or constraint error, SQLSTATE class 22, 23 or 54).
-struct RowRejection {
-  std::size_t index = 0;  // into the records given to write_batch
-  std::string sqlstate;
-  std::string message;
-};
-
-struct WriteResult {
-  std::size_t inserted = 0;
-  std::size_t updated = 0;
-  std::size_t outdated = 0;  // re-discoveries older than the stored row's (Kafka timestamp): not applied
-  std::vector<RowRejection> rejected;
-  std::size_t row_statements = 0;  // COPY+INSERT attempts: 1 when no row was refused
-  // Set when an earlier attempt at this batch ended with its COMMIT's outcome unknown: whether that COMMIT had
-  // in fact committed, as the stored offsets showed on this attempt (then this result is that attempt's).
-  std::optional<bool> in_doubt_committed;
-};
-
-// Called inside the transaction, before COMMIT, when rows were refused: the pipeline dead-letters them (and
-// flushes) here, so their offsets are never committed before their letters are safe. Throwing aborts the write.
-using BeforeCommit = std::function<void(const std::vector<RowRejection>&)>;
+// PartitionOffset, RowRejection, WriteResult and BeforeCommit: pipeline/batch_sink.hpp.
 
 // A row of `strategies` as analysts read it. Timestamps are UTC microseconds since the epoch.
 struct StoredStrategy {
@@ -77,27 +51,27 @@ struct StrategyQuery {
   std::optional<std::int64_t> limit;
 };
 
-class PostgresSink {
+class PostgresSink : public BatchSink {
  public:
   PostgresSink(PostgresConfig config, std::string group_id);
-  ~PostgresSink();
+  ~PostgresSink() override;
   PostgresSink(const PostgresSink&) = delete;
   PostgresSink& operator=(const PostgresSink&) = delete;
 
   // (Re)connects when not connected. Throws DatabaseError (retryable) when the server cannot be reached.
-  void ensure_connected();
+  void ensure_connected() override;
   void disconnect();
   bool ping();
   // From any thread: breaks off whatever the connection is doing (shuts its socket down). The operation in
   // progress fails with a lost connection (nothing of its transaction commits) and the next one reconnects.
-  void interrupt() noexcept;
+  void interrupt() noexcept override;
 
   // Applies the migrations, or with apply=false verifies that they were applied.
-  void prepare_schema(bool apply);
+  void prepare_schema(bool apply) override;
 
   // The stored next offset of each of these partitions that has one.
   std::map<std::int32_t, std::int64_t> load_offsets(const std::string& topic,
-                                                    const std::vector<std::int32_t>& partitions);
+                                                    const std::vector<std::int32_t>& partitions) override;
 
   // Writes the records and advances the offsets in one transaction (see above). Throws FencedError when a
   // partition's stored offset moved, DatabaseError otherwise; on any throw nothing was written, except when the
@@ -106,7 +80,8 @@ class PostgresSink {
   // and that attempt's result comes back without writing again; at the expected ones, it is written again
   // (WriteResult::in_doubt_committed says which).
   WriteResult write_batch(const std::vector<const StrategyRecord*>& records,
-                          const std::vector<PartitionOffset>& offsets, const BeforeCommit& before_commit = {});
+                          const std::vector<PartitionOffset>& offsets,
+                          const BeforeCommit& before_commit = {}) override;
 
   // Reads strategies, best score first (ties: newest first).
   std::vector<StoredStrategy> find_strategies(const StrategyQuery& query);
