@@ -803,7 +803,7 @@ def print_table(result: dict) -> None:
                      f"({f['limit_seconds']:.1f} s)", "", ""))
     if "consumer" in d:
         rows.append(("strategy-consumer", f"{rate(f['consumer_messages_per_second'])} ({f['consumer_seconds']:.1f} s,"
-                     f" {d['consumer']['join_seconds'] or 0:.1f} s of it joining the group)", "", ""))
+                     f" {d['consumer']['join_seconds'] or 0:.1f} s of it before its partitions were assigned)", "", ""))
     if "consumer_over_limit" in f:
         rows.append(("  consumer / limit", f"{f['consumer_over_limit']:.2f}",
                      *target("consumer_over_limit", ">= 1.0")))
