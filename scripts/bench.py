@@ -10,7 +10,7 @@ strategies, the rest new; a handful invalid) and measures, on the same messages:
             table, then the consumer's INSERT ... ON CONFLICT, one transaction per batch of --batch_size
             messages, into an empty `strategies` table. psql start to the last commit. The statements come from
             `strategy-bench-tool sql` (postgres/statements.hpp), the very ones the sink runs.
-  ceiling   psql \copy of the same rows straight into an empty `strategies`, a transaction per batch, without
+  ceiling   psql \\copy of the same rows straight into an empty `strategies`, a transaction per batch, without
             staging or upsert: PostgreSQL's own ingest rate for these rows. Only each strategy's first row is
             copied (its re-discoveries would conflict), so it writes the distinct strategies, fewer rows than
             the limit; the rate counts every message, as all rates do.

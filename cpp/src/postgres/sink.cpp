@@ -163,8 +163,11 @@ struct PostgresSink::Impl {
     }
   }
 
+  // COPYs the rows of `indices` into the staging table and upserts them. `clear_first`: rows an earlier range
+  // of this transaction staged are still there (they go at COMMIT), so they are deleted first.
   void copy_and_upsert(pqxx::transaction_base& txn, const std::vector<const StrategyRecord*>& records,
-                       const std::vector<std::size_t>& indices, WriteResult& result) {
+                       const std::vector<std::size_t>& indices, WriteResult& result, bool clear_first) {
+    if (clear_first) txn.exec(std::string(statements::kClearStaging));
     {
       // tablewriter, not stream_to: in libpqxx 6.4 only tablewriter takes lines we encoded ourselves
       // (copy_encoder.hpp), and it takes many at once: the batch goes out in few large CopyData messages.
@@ -186,33 +189,46 @@ struct PostgresSink::Impl {
       writer.complete();
     }
     auto counts = txn.exec(std::string(statements::kUpsert));
-    result.inserted += counts[0][0].as<std::size_t>();
-    result.updated += counts[0][1].as<std::size_t>() - counts[0][0].as<std::size_t>();
-    result.outdated += counts[0][2].as<std::size_t>() - counts[0][1].as<std::size_t>();
+    const auto inserted = counts[0][0].as<std::size_t>();
+    const auto applied = counts[0][1].as<std::size_t>();
+    result.inserted += inserted;
+    result.updated += applied - inserted;
+    result.outdated += indices.size() - applied;
   }
 
-  // Writes the rows of `indices` in a savepoint; refused rows are found by bisection.
+  static void reject(const pqxx::sql_error& e, std::size_t index, WriteResult& result) {
+    std::string message = e.what();
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+    result.rejected.push_back({index, e.sqlstate(), message});
+  }
+
+  // Writes the rows of `indices` in a savepoint; refused rows are found by bisection. Every range after the
+  // transaction's first clears the staging table first (`staged`: whether a range has staged rows before).
   void write_range(pqxx::dbtransaction& txn, const std::vector<const StrategyRecord*>& records,
-                   const std::vector<std::size_t>& indices, WriteResult& result) {
+                   const std::vector<std::size_t>& indices, WriteResult& result, bool& staged) {
     if (indices.empty()) return;
     ++result.row_statements;
     try {
       pqxx::subtransaction sub(txn, "rows");
-      copy_and_upsert(sub, records, indices, result);
+      copy_and_upsert(sub, records, indices, result, staged);
       sub.commit();
+      staged = true;
       return;
     } catch (const pqxx::sql_error& e) {
       if (!is_row_error(e.sqlstate())) throw;
       if (indices.size() == 1) {
-        std::string message = e.what();
-        while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
-        result.rejected.push_back({indices[0], e.sqlstate(), message});
+        reject(e, indices[0], result);
         return;
       }
     }
+    bisect(txn, records, indices, result, staged);
+  }
+
+  void bisect(pqxx::dbtransaction& txn, const std::vector<const StrategyRecord*>& records,
+              const std::vector<std::size_t>& indices, WriteResult& result, bool& staged) {
     const auto mid = indices.begin() + static_cast<std::ptrdiff_t>(indices.size() / 2);
-    write_range(txn, records, {indices.begin(), mid}, result);
-    write_range(txn, records, {mid, indices.end()}, result);
+    write_range(txn, records, {indices.begin(), mid}, result, staged);
+    write_range(txn, records, {mid, indices.end()}, result, staged);
   }
 };
 
@@ -339,46 +355,71 @@ WriteResult PostgresSink::write_batch(const std::vector<const StrategyRecord*>& 
     if (at_expected == offsets.size()) in_doubt_committed = false;
   }
   impl_->in_doubt.reset();
-  WriteResult result;
-  result.in_doubt_committed = in_doubt_committed;
+  std::vector<std::size_t> all(records.size());
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+  // The first attempt writes every row in the transaction itself, without a savepoint (the common case: no row
+  // is refused, and a savepoint costs round trips and a subtransaction). When PostgreSQL refuses a row, that
+  // transaction is rolled back and the batch written again, offsets and all, in savepoints that bisect the rows.
+  std::optional<pqxx::sql_error> refused_whole;
   try {
-    pqxx::work txn(*impl_->conn, "write_batch");
-    // Offsets first: this takes the partitions' row locks, so two writers of one partition serialise here.
-    std::map<std::string, std::vector<const PartitionOffset*>> by_topic;
-    for (const auto& o : offsets) by_topic[o.topic].push_back(&o);
-    for (const auto& [topic, list] : by_topic) {
-      auto show = [](auto f) { return [f](const PartitionOffset* o) { return f(*o); }; };
-      auto rows = txn.exec_params(
-          std::string(statements::kAdvanceOffsets), group_id_, topic,
-          array_literal(list, show([](const PartitionOffset& o) { return std::to_string(o.partition); })),
-          array_literal(list, show([](const PartitionOffset& o) { return std::to_string(o.next_offset); })),
-          array_literal(list, show([](const PartitionOffset& o) {
-            return o.expected ? std::to_string(*o.expected) : std::string("NULL");
-          })));
-      if (rows.size() != list.size()) {
-        throw FencedError("offsets of topic " + topic + " moved: another consumer of group " + group_id_ +
-                          " has written them; " + std::to_string(list.size() - rows.size()) +
-                          " partition(s) fenced");
+    for (;;) {
+      WriteResult result;
+      result.in_doubt_committed = in_doubt_committed;
+      pqxx::work txn(*impl_->conn, "write_batch");
+      // Offsets first: this takes the partitions' row locks, so two writers of one partition serialise here.
+      std::map<std::string, std::vector<const PartitionOffset*>> by_topic;
+      for (const auto& o : offsets) by_topic[o.topic].push_back(&o);
+      for (const auto& [topic, list] : by_topic) {
+        auto show = [](auto f) { return [f](const PartitionOffset* o) { return f(*o); }; };
+        auto rows = txn.exec_params(
+            std::string(statements::kAdvanceOffsets), group_id_, topic,
+            array_literal(list, show([](const PartitionOffset& o) { return std::to_string(o.partition); })),
+            array_literal(list, show([](const PartitionOffset& o) { return std::to_string(o.next_offset); })),
+            array_literal(list, show([](const PartitionOffset& o) {
+              return o.expected ? std::to_string(*o.expected) : std::string("NULL");
+            })));
+        if (rows.size() != list.size()) {
+          throw FencedError("offsets of topic " + topic + " moved: another consumer of group " + group_id_ +
+                            " has written them; " + std::to_string(list.size() - rows.size()) +
+                            " partition(s) fenced");
+        }
       }
+      if (!refused_whole) {
+        if (!all.empty()) {
+          ++result.row_statements;
+          try {
+            impl_->copy_and_upsert(txn, records, all, result, false);
+          } catch (const pqxx::sql_error& e) {
+            if (!is_row_error(e.sqlstate())) throw;
+            refused_whole.emplace(e);
+            continue;  // the transaction rolls back; once more, bisecting
+          }
+        }
+      } else {
+        result.row_statements = 1;  // the attempt above
+        if (all.size() == 1) {
+          Impl::reject(*refused_whole, 0, result);
+        } else {
+          bool staged = false;
+          impl_->bisect(txn, records, all, result, staged);
+        }
+      }
+      std::vector<std::size_t> refused;
+      for (const auto& r : result.rejected) refused.push_back(r.index);
+      const auto spec_names = impl_->specs.insert_new(txn, records, refused);
+      if (!result.rejected.empty() && before_commit) before_commit(result.rejected);
+      try {
+        txn.commit();
+      } catch (const pqxx::in_doubt_error&) {
+        impl_->in_doubt = Impl::InDoubt{offsets, result};  // the next attempt finds out
+        throw;
+      }
+      impl_->specs.committed(spec_names);
+      return result;
     }
-    std::vector<std::size_t> all(records.size());
-    for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
-    impl_->write_range(txn, records, all, result);
-    std::vector<std::size_t> refused;
-    for (const auto& r : result.rejected) refused.push_back(r.index);
-    const auto spec_names = impl_->specs.insert_new(txn, records, refused);
-    if (!result.rejected.empty() && before_commit) before_commit(result.rejected);
-    try {
-      txn.commit();
-    } catch (const pqxx::in_doubt_error&) {
-      impl_->in_doubt = Impl::InDoubt{offsets, result};  // the next attempt finds out
-      throw;
-    }
-    impl_->specs.committed(spec_names);
   } catch (...) {
     impl_->rethrow("write batch");
   }
-  return result;
 }
 
 std::vector<StoredStrategy> PostgresSink::find_strategies(const StrategyQuery& q) {

@@ -59,7 +59,7 @@ def test_quick_run_reports_every_figure(tmp_path):
 
 # What marks a statement of the write path (postgres/statements.hpp) in a string literal.
 WRITE_PATH_SQL = re.compile(r"INSERT INTO|ON CONFLICT|DELETE FROM|CREATE TEMP|strategy_staging|"
-                            r"strategy_consumer_offsets|strategy_specs \\(|to_regclass", re.IGNORECASE)
+                            r"strategy_consumer_offsets|strategy_specs \(|to_regclass", re.IGNORECASE)
 
 
 def _string_literals(source: str) -> list[str]:

@@ -26,19 +26,19 @@ inline constexpr std::string_view kCreateStaging =
     " strategy_hash VARCHAR, discovery_symbol VARCHAR, discovery_start_time TIMESTAMP,"
     " discovery_end_time TIMESTAMP, performance_metrics JSONB, message_timestamp TIMESTAMP) ON COMMIT DELETE ROWS";
 
-// Moves the staged rows (and empties the staging table, so a later range of the same transaction starts
-// clean). A strategy seen again keeps first_discovered_at and created_at; optional fields it does not carry
-// keep their stored values. A re-discovery whose Kafka timestamp is older than the stored row's is not applied
-// at all (lanes and replicas commit partitions independently, and a replay rereads old messages): it counts
-// as outdated (staged rows minus the rows RETURNING gives). Rows are locked in one order by every writer
-// (ORDER BY strategy_hash): two transactions upserting the same strategies wait for one another instead of
-// deadlocking. Its one row: inserted, inserted + updated, staged.
+// Moves the staged rows into `strategies`. A strategy seen again keeps first_discovered_at and created_at;
+// optional fields it does not carry keep their stored values. A re-discovery whose Kafka timestamp is older than
+// the stored row's is not applied at all (lanes and replicas commit partitions independently, and a replay
+// rereads old messages): it counts as outdated (rows staged minus the rows RETURNING gives; the sink knows how
+// many it staged). Rows are locked in one order by every writer (ORDER BY strategy_hash): two transactions
+// upserting the same strategies wait for one another instead of deadlocking. Its one row: inserted,
+// inserted + updated. The staged rows stay until COMMIT empties the table (ON COMMIT DELETE ROWS), so a
+// transaction that stages again first runs kClearStaging.
 inline constexpr std::string_view kUpsert =
-    "WITH moved AS (DELETE FROM strategy_staging RETURNING *),"
-    " up AS ("
+    "WITH up AS ("
     "  INSERT INTO strategies (" STRATEGY_CONSUMER_COPY_COLUMNS ")"
     "  SELECT " STRATEGY_CONSUMER_COPY_COLUMNS
-    "  FROM moved"
+    "  FROM strategy_staging"
     "  ORDER BY strategy_hash"
     "  ON CONFLICT (strategy_hash) DO UPDATE SET"
     "   current_score = EXCLUDED.current_score,"
@@ -52,7 +52,10 @@ inline constexpr std::string_view kUpsert =
     "  WHERE EXCLUDED.message_timestamp IS NULL OR strategies.message_timestamp IS NULL"
     "   OR EXCLUDED.message_timestamp >= strategies.message_timestamp"
     "  RETURNING (xmax = 0) AS inserted)"
-    " SELECT count(*) FILTER (WHERE inserted), count(*), (SELECT count(*) FROM moved) FROM up";
+    " SELECT count(*) FILTER (WHERE inserted), count(*) FROM up";
+
+// Empties the staging table inside a transaction (only when it stages a second range: bisection).
+inline constexpr std::string_view kClearStaging = "DELETE FROM strategy_staging";
 
 // Advances each partition's offset only where the stored value is the expected one (NULL expected: no row
 // may exist yet). A partition that does not come back in RETURNING was fenced.
@@ -83,11 +86,12 @@ inline constexpr std::string_view kInsertSpecs =
 #undef STRATEGY_CONSUMER_COPY_COLUMNS
 
 // Every statement by name, as `strategy-bench-tool sql` prints them.
-inline constexpr std::array<std::pair<std::string_view, std::string_view>, 8> kAll{{
+inline constexpr std::array<std::pair<std::string_view, std::string_view>, 9> kAll{{
     {"copy_columns", kCopyColumns},
     {"staging_table", kStagingTable},
     {"create_staging", kCreateStaging},
     {"upsert", kUpsert},
+    {"clear_staging", kClearStaging},
     {"advance_offsets", kAdvanceOffsets},
     {"load_offsets", kLoadOffsets},
     {"specs_table_exists", kSpecsTableExists},
