@@ -11,6 +11,8 @@
 //            repeated for at least --min_seconds; prints messages per second of thread CPU time and of wall time,
 //            then each stage alone over all messages: its CPU time per message (hash_us is part of decode_us).
 //   migrate  applies the consumer's schema migrations (PostgresSink::prepare_schema) to a database.
+//   sql      the write path's statements (postgres/statements.hpp), by name: the SQL the sink runs, for the limit
+//            and the ceiling of scripts/bench, which keep no copy of it.
 // Every mode prints one JSON object on stdout.
 #include <time.h>
 
@@ -33,6 +35,7 @@
 #include "strategy_consumer/message/decoding.hpp"
 #include "strategy_consumer/postgres/copy_encoder.hpp"
 #include "strategy_consumer/postgres/sink.hpp"
+#include "strategy_consumer/postgres/statements.hpp"
 #include "strategy_consumer/message/strategy_inspector.hpp"
 #include "strategy_consumer/model/timestamp.hpp"
 
@@ -202,6 +205,13 @@ int run_migrate(const PostgresConfig& config) {
   return 0;
 }
 
+int run_sql() {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [name, sql] : statements::kAll) out[std::string(name)] = std::string(sql);
+  std::cout << out.dump() << std::endl;
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -230,11 +240,14 @@ int main(int argc, char** argv) {
   migrate->add_option("--postgres_database", pg.database)->capture_default_str();
   migrate->add_option("--postgres_username", pg.user)->capture_default_str();
 
+  auto* sql = app.add_subcommand("sql", "the write path's SQL (statements.hpp) as JSON, by name");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*rows) return run_rows(input, batch_size, out_dir, hashes);
     if (*cpu) return run_cpu(input, min_seconds);
     if (*migrate) return run_migrate(pg);
+    if (*sql) return run_sql();
   } catch (const std::exception& e) {
     std::cerr << "strategy-bench-tool: " << e.what() << "\n";
     return 1;

@@ -8,9 +8,16 @@ strategies, the rest new; a handful invalid) and measures, on the same messages:
   limit     psql \\copy of exactly the rows strategy-consumer writes (strategy-bench-tool rows: the consumer's
             decode, validation, in-batch fold and COPY encoding, batch by batch) into the temporary staging
             table, then the consumer's INSERT ... ON CONFLICT, one transaction per batch of --batch_size
-            messages, into an empty `strategies` table. psql start to the last commit.
+            messages, into an empty `strategies` table. psql start to the last commit. The statements come from
+            `strategy-bench-tool sql` (postgres/statements.hpp), the very ones the sink runs.
+  ceiling   psql \\copy of the same rows straight into an empty `strategies`, a transaction per batch, without
+            staging or upsert: PostgreSQL's own ingest rate for these rows. Only each strategy's first row is
+            copied (its re-discoveries would conflict), so it writes the distinct strategies, fewer rows than
+            the limit; the rate counts every message, as all rates do.
   consumer  strategy-consumer draining the pre-filled topic (>= 128 partitions) into an empty table: process
-            start (including joining the group) to the commit of its last batch.
+            start (including joining the group) to the commit of its last batch. Also its steady state: the
+            messages after its first committed batch over the time from that batch's log line to the last commit
+            (consumer_after_first_row).
   original  benchmarks/original_design.py, the design of the Python service this replaces, on the same topic
             with its own group: process start to its last commit.
   CPU path  strategy-bench-tool cpu: decode + validate + hash + encode on one thread, messages per CPU second.
@@ -84,6 +91,7 @@ LATENCY_WARMUP_SECONDS = 3.0
 
 TARGETS = {
     "consumer_over_limit": (">=", 1.0),
+    "consumer_after_first_row_over_limit": (">=", 1.2),
     "consumer_over_original": (">=", 30.0),
     "cpu_path_messages_per_second": (">=", 250_000.0),
     "latency_p99_ms": ("<=", 200.0),
@@ -92,38 +100,6 @@ TARGETS = {
     "network_1ms_consumer_over_original": (">=", 30.0),
     "network_1ms_consumer_over_0ms": (">=", 0.8),
 }
-
-# The sink's staging table and upsert (cpp/src/postgres/sink.cpp, kCreateStaging and kUpsert): the limit runs
-# the very statements the consumer runs. Keep them in step.
-STAGING_DDL = (
-    "CREATE TEMP TABLE IF NOT EXISTS strategy_staging ("
-    " symbol VARCHAR, strategy_type VARCHAR, parameters JSONB, current_score DOUBLE PRECISION,"
-    " strategy_hash VARCHAR, discovery_symbol VARCHAR, discovery_start_time TIMESTAMP,"
-    " discovery_end_time TIMESTAMP, performance_metrics JSONB, message_timestamp TIMESTAMP) ON COMMIT DELETE ROWS")
-COPY_COLUMNS = ("symbol, strategy_type, parameters, current_score, strategy_hash, discovery_symbol, "
-                "discovery_start_time, discovery_end_time, performance_metrics, message_timestamp")
-UPSERT = (
-    "WITH moved AS (DELETE FROM strategy_staging RETURNING *),"
-    " up AS ("
-    "  INSERT INTO strategies (symbol, strategy_type, parameters, current_score, strategy_hash,"
-    "   discovery_symbol, discovery_start_time, discovery_end_time, performance_metrics, message_timestamp)"
-    "  SELECT symbol, strategy_type, parameters, current_score, strategy_hash,"
-    "   discovery_symbol, discovery_start_time, discovery_end_time, performance_metrics, message_timestamp"
-    "  FROM moved"
-    "  ORDER BY strategy_hash"
-    "  ON CONFLICT (strategy_hash) DO UPDATE SET"
-    "   current_score = EXCLUDED.current_score,"
-    "   performance_metrics = COALESCE(EXCLUDED.performance_metrics, strategies.performance_metrics),"
-    "   discovery_symbol = COALESCE(EXCLUDED.discovery_symbol, strategies.discovery_symbol),"
-    "   discovery_start_time = COALESCE(EXCLUDED.discovery_start_time, strategies.discovery_start_time),"
-    "   discovery_end_time = COALESCE(EXCLUDED.discovery_end_time, strategies.discovery_end_time),"
-    "   message_timestamp = COALESCE(EXCLUDED.message_timestamp, strategies.message_timestamp),"
-    "   last_evaluated_at = NOW(),"
-    "   updated_at = NOW()"
-    "  WHERE EXCLUDED.message_timestamp IS NULL OR strategies.message_timestamp IS NULL"
-    "   OR EXCLUDED.message_timestamp >= strategies.message_timestamp"
-    "  RETURNING (xmax = 0) AS inserted)"
-    " SELECT count(*) FILTER (WHERE inserted), count(*), (SELECT count(*) FROM moved) FROM up")
 
 PG_SETTINGS_SHOWN = ("server_version", "fsync", "synchronous_commit", "full_page_writes", "wal_level",
                      "track_commit_timestamp", "shared_buffers", "max_wal_size", "checkpoint_timeout",
@@ -143,6 +119,11 @@ def tool_binary() -> str:
         return str(candidate)
     raise FileNotFoundError("strategy-bench-tool not found: build the project (scripts/build) or set "
                             "$STRATEGY_BENCH_TOOL")
+
+
+def sink_statements(tool: str) -> dict:
+    """The write path's SQL by name, as the sink runs it (strategy-bench-tool sql, postgres/statements.hpp)."""
+    return run_json([tool, "sql"])
 
 
 def run_json(args: list[str]) -> dict:
@@ -395,16 +376,17 @@ def phase_cpu(tool: str, message_file: Path, min_seconds: float) -> dict:
     return run_json([tool, "cpu", f"--input={message_file}", f"--min_seconds={min_seconds}"])
 
 
-def phase_limit(pg: PostgresServer, tool: str, rows: dict, work: Path, messages: int) -> dict:
-    db = Database(pg, "bench_limit", tool)
-    script = work / "limit.sql"
-    with open(script, "w") as f:
-        f.write(STAGING_DDL + ";\n")
-        for path in rows["files"]:
-            f.write("BEGIN;\n")
-            f.write(f"\\copy strategy_staging ({COPY_COLUMNS}) FROM '{path}'\n")
-            f.write(UPSERT + ";\n")
-            f.write("COMMIT;\n")
+def limit_script(sql: dict, files: list[str]) -> str:
+    """The limit's psql script: the sink's staging table, then per batch its COPY and its upsert."""
+    out = [sql["create_staging"] + ";"]
+    for path in files:
+        out += ["BEGIN;", f"\\copy {sql['staging_table']} ({sql['copy_columns']}) FROM '{path}'",
+                sql["upsert"] + ";", "COMMIT;"]
+    return "\n".join(out) + "\n"
+
+
+def run_psql(pg: PostgresServer, db: "Database", script_text: str, script: Path, messages: int) -> dict:
+    script.write_text(script_text)
     checkpoint(pg)
     env = dict(os.environ, PGOPTIONS="-c TimeZone=UTC")
     load = os.getloadavg()[0]
@@ -414,9 +396,41 @@ def phase_limit(pg: PostgresServer, tool: str, rows: dict, work: Path, messages:
     exited = time.time()
     end = db.last_commit("strategies")
     seconds = end - start
-    return {"seconds": seconds, "messages_per_second": messages / seconds, "rows_written": rows["rows"],
-            "batches": rows["batches"], "stored": db.count(), "psql_exit_seconds": exited - start,
-            "load_average_at_start": load}
+    return {"seconds": seconds, "messages_per_second": messages / seconds, "stored": db.count(),
+            "psql_exit_seconds": exited - start, "load_average_at_start": load}
+
+
+def phase_limit(pg: PostgresServer, tool: str, rows: dict, work: Path, messages: int) -> dict:
+    db = Database(pg, "bench_limit", tool)
+    result = run_psql(pg, db, limit_script(sink_statements(tool), rows["files"]), work / "limit.sql", messages)
+    return {**result, "rows_written": rows["rows"], "batches": rows["batches"]}
+
+
+def phase_ceiling(pg: PostgresServer, tool: str, rows: dict, work: Path, messages: int) -> dict:
+    """Plain COPY of the limit's rows straight into `strategies`: each strategy's first row only (no conflicts)."""
+    db = Database(pg, "bench_ceiling", tool)
+    sql = sink_statements(tool)
+    hash_column = [c.strip() for c in sql["copy_columns"].split(",")].index("strategy_hash")
+    seen: set[str] = set()
+    out_dir = work / "ceiling"
+    out_dir.mkdir(exist_ok=True)
+    lines = ["SET TimeZone = 'UTC';"]
+    written = 0
+    for path in rows["files"]:
+        kept = []
+        for row in Path(path).read_bytes().split(b"\n"):
+            if not row:
+                continue
+            h = row.split(b"\t")[hash_column]
+            if h not in seen:
+                seen.add(h)
+                kept.append(row + b"\n")
+        target = out_dir / Path(path).name
+        target.write_bytes(b"".join(kept))
+        written += len(kept)
+        lines += ["BEGIN;", f"\\copy strategies ({sql['copy_columns']}) FROM '{target}'", "COMMIT;"]
+    result = run_psql(pg, db, "\n".join(lines) + "\n", work / "ceiling.sql", messages)
+    return {**result, "rows_written": written, "batches": rows["batches"]}
 
 
 def phase_consumer(pg: PostgresServer, kafka: DevBroker, tool: str, work: Path, messages: int, batch_size: int,
@@ -440,12 +454,18 @@ def phase_consumer(pg: PostgresServer, kafka: DevBroker, tool: str, work: Path, 
     parsed = messages_of(lines)
     assigned = first_time(parsed, "assigned ")
     first_batch = first_time(parsed, "batch 1: ")
+    # The first batch committed (with several writers not necessarily batch 1): the steady state starts there.
+    first_commit = next(((t, int(m.group(1))) for t, text in parsed
+                         if t is not None and (m := re.match(r"batch \d+: (\d+) message", text))), None)
     seconds = end - start
     return {"seconds": seconds, "messages_per_second": messages / seconds, "stored": db.count(),
             "partitions": partitions,
             "join_seconds": (assigned - start) if assigned else None,
             "first_batch_seconds": (first_batch - start) if first_batch else None,
             "messages_per_second_after_assignment": messages / (end - assigned) if assigned else None,
+            "first_commit_seconds": (first_commit[0] - start) if first_commit else None,
+            "messages_per_second_after_first_row":
+                (messages - first_commit[1]) / (end - first_commit[0]) if first_commit else None,
             "batches": batch_count(parsed), "summary": exit_summary(parsed), "load_average_at_start": load}
 
 
@@ -753,12 +773,22 @@ def verdict(name: str, value: float) -> str:
 
 def compute_figures(d: dict) -> dict:
     f = {}
-    for name in ("limit", "consumer", "original"):
+    for name in ("limit", "ceiling", "consumer", "original"):
         if name in d:
             f[f"{name}_messages_per_second"] = d[name]["messages_per_second"]
             f[f"{name}_seconds"] = d[name]["seconds"]
+    if "consumer" in d and d["consumer"].get("messages_per_second_after_first_row"):
+        f["consumer_after_first_row_messages_per_second"] = d["consumer"]["messages_per_second_after_first_row"]
     if "limit" in d and "consumer" in d:
         f["consumer_over_limit"] = d["consumer"]["messages_per_second"] / d["limit"]["messages_per_second"]
+        if "consumer_after_first_row_messages_per_second" in f:
+            f["consumer_after_first_row_over_limit"] = (f["consumer_after_first_row_messages_per_second"]
+                                                        / d["limit"]["messages_per_second"])
+    if "limit" in d and "ceiling" in d:
+        f["limit_over_ceiling"] = d["limit"]["messages_per_second"] / d["ceiling"]["messages_per_second"]
+    if "consumer" in d and "ceiling" in d and "consumer_after_first_row_messages_per_second" in f:
+        f["consumer_after_first_row_over_ceiling"] = (f["consumer_after_first_row_messages_per_second"]
+                                                      / d["ceiling"]["messages_per_second"])
     if "original" in d and "limit" in d:
         f["limit_over_original"] = d["limit"]["messages_per_second"] / d["original"]["messages_per_second"]
     if "original" in d and "consumer" in d:
@@ -801,12 +831,25 @@ def print_table(result: dict) -> None:
     if "limit" in d:
         rows.append(("limit: psql \\copy + upsert", f"{rate(f['limit_messages_per_second'])} "
                      f"({f['limit_seconds']:.1f} s)", "", ""))
+    if "ceiling" in d:
+        rows.append(("ceiling: psql \\copy straight into strategies", f"{rate(f['ceiling_messages_per_second'])} "
+                     f"({f['ceiling_seconds']:.1f} s, {d['ceiling']['rows_written']:,} rows)", "", ""))
+    if "limit_over_ceiling" in f:
+        rows.append(("  limit / ceiling", f"{f['limit_over_ceiling']:.2f}", "", ""))
     if "consumer" in d:
         rows.append(("strategy-consumer", f"{rate(f['consumer_messages_per_second'])} ({f['consumer_seconds']:.1f} s,"
                      f" {d['consumer']['join_seconds'] or 0:.1f} s of it before its partitions were assigned)", "", ""))
     if "consumer_over_limit" in f:
         rows.append(("  consumer / limit", f"{f['consumer_over_limit']:.2f}",
                      *target("consumer_over_limit", ">= 1.0")))
+    if "consumer_after_first_row_messages_per_second" in f:
+        rows.append(("  after its first commit", f"{rate(f['consumer_after_first_row_messages_per_second'])} "
+                     f"(first commit at {d['consumer']['first_commit_seconds']:.1f} s)", "", ""))
+    if "consumer_after_first_row_over_limit" in f:
+        rows.append(("  after first commit / limit", f"{f['consumer_after_first_row_over_limit']:.2f}",
+                     *target("consumer_after_first_row_over_limit", ">= 1.2")))
+    if "consumer_after_first_row_over_ceiling" in f:
+        rows.append(("  after first commit / ceiling", f"{f['consumer_after_first_row_over_ceiling']:.2f}", "", ""))
     if "original" in d:
         rows.append(("original design (Python)", f"{rate(f['original_messages_per_second'])} "
                      f"({f['original_seconds']:.1f} s)", "", ""))
@@ -882,6 +925,9 @@ def run_phases(args, phases: set, work: Path, d: dict, n: int, memory_n: int, la
         if "limit" in phases:
             log(f"limit: psql \\copy + upsert of {rows['rows']:,} rows in {rows['batches']} transactions")
             d["limit"] = phase_limit(pg, tool, rows, work, n)
+        if "ceiling" in phases:
+            log("ceiling: psql \\copy of each strategy's first row straight into strategies")
+            d["ceiling"] = phase_ceiling(pg, tool, rows, work, n)
         if phases & {"consumer", "original", "latency"}:
             with DevBroker(topics={TOPIC: partitions, DLQ: 1}) as kafka:
                 if phases & {"consumer", "original"}:
@@ -934,7 +980,7 @@ def run_phases(args, phases: set, work: Path, d: dict, n: int, memory_n: int, la
     return rows, sizes, partitions, latency_partitions, settings
 
 
-PHASES = ("limit", "consumer", "original", "cpu", "latency", "memory", "large", "network")
+PHASES = ("limit", "ceiling", "consumer", "original", "cpu", "latency", "memory", "large", "network")
 
 
 def main() -> int:
@@ -995,7 +1041,7 @@ def main() -> int:
                 for path in logs:
                     shutil.copy(path, out_dir / f"{run_name}-logs" / path.name)
 
-    for phase in ("limit", "consumer", "original"):
+    for phase in ("limit", "ceiling", "consumer", "original"):
         if phase in d and d[phase]["stored"] != rows["distinct_strategies"]:
             raise RuntimeError(f"{phase} stored {d[phase]['stored']} strategies, expected "
                                f"{rows['distinct_strategies']}")

@@ -10,7 +10,7 @@ bool older_than(const StrategyRecord& later, const StrategyRecord& row) {
 }
 
 void apply_rediscovery(StrategyRecord& row, const StrategyRecord& later) {
-  // The upsert's guard and SET list (sink.cpp kUpsert): an older re-discovery changes nothing; else the score
+  // The upsert's guard and SET list (postgres/statements.hpp, the upsert): an older re-discovery changes nothing; else the score
   // always, each optional field when the message has it.
   if (older_than(later, row)) return;
   row.score = later.score;

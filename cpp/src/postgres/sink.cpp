@@ -15,6 +15,7 @@
 #include "strategy_consumer/postgres/migrations.hpp"
 #include "strategy_consumer/postgres/strategy_specs.hpp"
 #include "strategy_consumer/postgres/session.hpp"
+#include "strategy_consumer/postgres/statements.hpp"
 
 namespace strategy_consumer {
 namespace {
@@ -30,59 +31,22 @@ std::string quote_conninfo(const std::string& v) {
 
 constexpr std::size_t kCopyChunkBytes = 256 * 1024;
 
+// kCopyColumns as the names pqxx::tablewriter takes.
+std::vector<std::string> copy_column_names() {
+  std::vector<std::string> out;
+  std::string_view rest = statements::kCopyColumns;
+  while (!rest.empty()) {
+    const auto comma = rest.find(", ");
+    out.emplace_back(rest.substr(0, comma));
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 2);
+  }
+  return out;
+}
+
 bool is_row_error(const std::string& sqlstate) {
   const std::string cls = sqlstate.substr(0, 2);
   return cls == "22" || cls == "23" || cls == "54";
 }
-
-const char* const kCreateStaging =
-    "CREATE TEMP TABLE IF NOT EXISTS strategy_staging ("
-    " symbol VARCHAR, strategy_type VARCHAR, parameters JSONB, current_score DOUBLE PRECISION,"
-    " strategy_hash VARCHAR, discovery_symbol VARCHAR, discovery_start_time TIMESTAMP,"
-    " discovery_end_time TIMESTAMP, performance_metrics JSONB, message_timestamp TIMESTAMP) ON COMMIT DELETE ROWS";
-
-// Moves the staged rows (and empties the staging table, so a later range of the same transaction starts
-// clean). A strategy seen again keeps first_discovered_at and created_at; optional fields it does not carry
-// keep their stored values. A re-discovery whose Kafka timestamp is older than the stored row's is not applied
-// at all (lanes and replicas commit partitions independently, and a replay rereads old messages): it counts
-// as outdated (staged rows minus the rows RETURNING gives).
-const char* const kUpsert =
-    "WITH moved AS (DELETE FROM strategy_staging RETURNING *),"
-    " up AS ("
-    "  INSERT INTO strategies (symbol, strategy_type, parameters, current_score, strategy_hash,"
-    "   discovery_symbol, discovery_start_time, discovery_end_time, performance_metrics, message_timestamp)"
-    "  SELECT symbol, strategy_type, parameters, current_score, strategy_hash,"
-    "   discovery_symbol, discovery_start_time, discovery_end_time, performance_metrics, message_timestamp"
-    "  FROM moved"
-    // Rows locked in one order by every writer: two transactions upserting the same strategies wait for one
-    // another instead of deadlocking.
-    "  ORDER BY strategy_hash"
-    "  ON CONFLICT (strategy_hash) DO UPDATE SET"
-    "   current_score = EXCLUDED.current_score,"
-    "   performance_metrics = COALESCE(EXCLUDED.performance_metrics, strategies.performance_metrics),"
-    "   discovery_symbol = COALESCE(EXCLUDED.discovery_symbol, strategies.discovery_symbol),"
-    "   discovery_start_time = COALESCE(EXCLUDED.discovery_start_time, strategies.discovery_start_time),"
-    "   discovery_end_time = COALESCE(EXCLUDED.discovery_end_time, strategies.discovery_end_time),"
-    "   message_timestamp = COALESCE(EXCLUDED.message_timestamp, strategies.message_timestamp),"
-    "   last_evaluated_at = NOW(),"
-    "   updated_at = NOW()"
-    "  WHERE EXCLUDED.message_timestamp IS NULL OR strategies.message_timestamp IS NULL"
-    "   OR EXCLUDED.message_timestamp >= strategies.message_timestamp"
-    "  RETURNING (xmax = 0) AS inserted)"
-    " SELECT count(*) FILTER (WHERE inserted), count(*), (SELECT count(*) FROM moved) FROM up";
-
-// Advances each partition's offset only where the stored value is the expected one (NULL expected: no row
-// may exist yet). A partition that does not come back in RETURNING was fenced.
-const char* const kAdvanceOffsets =
-    "WITH v AS (SELECT * FROM unnest($3::int[], $4::bigint[], $5::bigint[]) AS v(kafka_partition, next_offset, "
-    "expected))"
-    " INSERT INTO strategy_consumer_offsets AS o (group_id, topic, kafka_partition, next_offset)"
-    " SELECT $1, $2, kafka_partition, next_offset FROM v"
-    " ON CONFLICT (group_id, topic, kafka_partition) DO UPDATE"
-    "  SET next_offset = EXCLUDED.next_offset, updated_at = NOW()"
-    "  WHERE o.next_offset IS NOT DISTINCT FROM"
-    "   (SELECT expected FROM v WHERE v.kafka_partition = EXCLUDED.kafka_partition)"
-    " RETURNING o.kafka_partition";
 
 template <class T>
 std::string array_literal(const std::vector<T>& values, auto&& show) {
@@ -199,18 +163,18 @@ struct PostgresSink::Impl {
     }
   }
 
+  // COPYs the rows of `indices` into the staging table and upserts them. `clear_first`: rows an earlier range
+  // of this transaction staged are still there (they go at COMMIT), so they are deleted first.
   void copy_and_upsert(pqxx::transaction_base& txn, const std::vector<const StrategyRecord*>& records,
-                       const std::vector<std::size_t>& indices, WriteResult& result) {
+                       const std::vector<std::size_t>& indices, WriteResult& result, bool clear_first) {
+    if (clear_first) txn.exec(std::string(statements::kClearStaging));
     {
       // tablewriter, not stream_to: in libpqxx 6.4 only tablewriter takes lines we encoded ourselves
       // (copy_encoder.hpp), and it takes many at once: the batch goes out in few large CopyData messages.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-      static const std::vector<std::string> kColumns{"symbol", "strategy_type", "parameters", "current_score",
-                                                     "strategy_hash", "discovery_symbol", "discovery_start_time",
-                                                     "discovery_end_time", "performance_metrics",
-                                                     "message_timestamp"};
-      pqxx::tablewriter writer(txn, "strategy_staging", kColumns.begin(), kColumns.end());
+      static const std::vector<std::string> kColumns = copy_column_names();
+      pqxx::tablewriter writer(txn, std::string(statements::kStagingTable), kColumns.begin(), kColumns.end());
 #pragma GCC diagnostic pop
       std::string chunk;
       for (std::size_t n = 0; n < indices.size(); ++n) {
@@ -224,34 +188,47 @@ struct PostgresSink::Impl {
       if (!chunk.empty()) writer.write_raw_line(chunk);
       writer.complete();
     }
-    auto counts = txn.exec(kUpsert);
-    result.inserted += counts[0][0].as<std::size_t>();
-    result.updated += counts[0][1].as<std::size_t>() - counts[0][0].as<std::size_t>();
-    result.outdated += counts[0][2].as<std::size_t>() - counts[0][1].as<std::size_t>();
+    auto counts = txn.exec(std::string(statements::kUpsert));
+    const auto inserted = counts[0][0].as<std::size_t>();
+    const auto applied = counts[0][1].as<std::size_t>();
+    result.inserted += inserted;
+    result.updated += applied - inserted;
+    result.outdated += indices.size() - applied;
   }
 
-  // Writes the rows of `indices` in a savepoint; refused rows are found by bisection.
+  static void reject(const pqxx::sql_error& e, std::size_t index, WriteResult& result) {
+    std::string message = e.what();
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+    result.rejected.push_back({index, e.sqlstate(), message});
+  }
+
+  // Writes the rows of `indices` in a savepoint; refused rows are found by bisection. Every range after the
+  // transaction's first clears the staging table first (`staged`: whether a range has staged rows before).
   void write_range(pqxx::dbtransaction& txn, const std::vector<const StrategyRecord*>& records,
-                   const std::vector<std::size_t>& indices, WriteResult& result) {
+                   const std::vector<std::size_t>& indices, WriteResult& result, bool& staged) {
     if (indices.empty()) return;
     ++result.row_statements;
     try {
       pqxx::subtransaction sub(txn, "rows");
-      copy_and_upsert(sub, records, indices, result);
+      copy_and_upsert(sub, records, indices, result, staged);
       sub.commit();
+      staged = true;
       return;
     } catch (const pqxx::sql_error& e) {
       if (!is_row_error(e.sqlstate())) throw;
       if (indices.size() == 1) {
-        std::string message = e.what();
-        while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
-        result.rejected.push_back({indices[0], e.sqlstate(), message});
+        reject(e, indices[0], result);
         return;
       }
     }
+    bisect(txn, records, indices, result, staged);
+  }
+
+  void bisect(pqxx::dbtransaction& txn, const std::vector<const StrategyRecord*>& records,
+              const std::vector<std::size_t>& indices, WriteResult& result, bool& staged) {
     const auto mid = indices.begin() + static_cast<std::ptrdiff_t>(indices.size() / 2);
-    write_range(txn, records, {indices.begin(), mid}, result);
-    write_range(txn, records, {mid, indices.end()}, result);
+    write_range(txn, records, {indices.begin(), mid}, result, staged);
+    write_range(txn, records, {mid, indices.end()}, result, staged);
   }
 };
 
@@ -280,7 +257,7 @@ void PostgresSink::ensure_connected() {
     auto text = [](const std::string& v) { return v; };
     setup.exec_params("SELECT set_config(n, v, false) FROM unnest($1::text[], $2::text[]) AS s(n, v)",
                       array_literal(names, text), array_literal(values, text));
-    setup.exec(kCreateStaging);
+    setup.exec(std::string(statements::kCreateStaging));
     spdlog::info("connected to PostgreSQL {}", config_.describe());
   } catch (const pqxx::broken_connection& e) {
     impl_->drop();
@@ -328,9 +305,7 @@ std::map<std::int32_t, std::int64_t> PostgresSink::load_offsets(const std::strin
   try {
     pqxx::read_transaction txn(*impl_->conn, "load_offsets");
     auto rows = txn.exec_params(
-        "SELECT kafka_partition, next_offset FROM strategy_consumer_offsets"
-        " WHERE group_id = $1 AND topic = $2 AND kafka_partition = ANY($3::int[])",
-        group_id_, topic, array_literal(partitions, [](std::int32_t p) { return std::to_string(p); }));
+        std::string(statements::kLoadOffsets), group_id_, topic, array_literal(partitions, [](std::int32_t p) { return std::to_string(p); }));
     for (const auto& row : rows) out[row[0].as<std::int32_t>()] = row[1].as<std::int64_t>();
   } catch (...) {
     impl_->rethrow("load offsets");
@@ -380,46 +355,71 @@ WriteResult PostgresSink::write_batch(const std::vector<const StrategyRecord*>& 
     if (at_expected == offsets.size()) in_doubt_committed = false;
   }
   impl_->in_doubt.reset();
-  WriteResult result;
-  result.in_doubt_committed = in_doubt_committed;
+  std::vector<std::size_t> all(records.size());
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+  // The first attempt writes every row in the transaction itself, without a savepoint (the common case: no row
+  // is refused, and a savepoint costs round trips and a subtransaction). When PostgreSQL refuses a row, that
+  // transaction is rolled back and the batch written again, offsets and all, in savepoints that bisect the rows.
+  std::optional<pqxx::sql_error> refused_whole;
   try {
-    pqxx::work txn(*impl_->conn, "write_batch");
-    // Offsets first: this takes the partitions' row locks, so two writers of one partition serialise here.
-    std::map<std::string, std::vector<const PartitionOffset*>> by_topic;
-    for (const auto& o : offsets) by_topic[o.topic].push_back(&o);
-    for (const auto& [topic, list] : by_topic) {
-      auto show = [](auto f) { return [f](const PartitionOffset* o) { return f(*o); }; };
-      auto rows = txn.exec_params(
-          kAdvanceOffsets, group_id_, topic,
-          array_literal(list, show([](const PartitionOffset& o) { return std::to_string(o.partition); })),
-          array_literal(list, show([](const PartitionOffset& o) { return std::to_string(o.next_offset); })),
-          array_literal(list, show([](const PartitionOffset& o) {
-            return o.expected ? std::to_string(*o.expected) : std::string("NULL");
-          })));
-      if (rows.size() != list.size()) {
-        throw FencedError("offsets of topic " + topic + " moved: another consumer of group " + group_id_ +
-                          " has written them; " + std::to_string(list.size() - rows.size()) +
-                          " partition(s) fenced");
+    for (;;) {
+      WriteResult result;
+      result.in_doubt_committed = in_doubt_committed;
+      pqxx::work txn(*impl_->conn, "write_batch");
+      // Offsets first: this takes the partitions' row locks, so two writers of one partition serialise here.
+      std::map<std::string, std::vector<const PartitionOffset*>> by_topic;
+      for (const auto& o : offsets) by_topic[o.topic].push_back(&o);
+      for (const auto& [topic, list] : by_topic) {
+        auto show = [](auto f) { return [f](const PartitionOffset* o) { return f(*o); }; };
+        auto rows = txn.exec_params(
+            std::string(statements::kAdvanceOffsets), group_id_, topic,
+            array_literal(list, show([](const PartitionOffset& o) { return std::to_string(o.partition); })),
+            array_literal(list, show([](const PartitionOffset& o) { return std::to_string(o.next_offset); })),
+            array_literal(list, show([](const PartitionOffset& o) {
+              return o.expected ? std::to_string(*o.expected) : std::string("NULL");
+            })));
+        if (rows.size() != list.size()) {
+          throw FencedError("offsets of topic " + topic + " moved: another consumer of group " + group_id_ +
+                            " has written them; " + std::to_string(list.size() - rows.size()) +
+                            " partition(s) fenced");
+        }
       }
+      if (!refused_whole) {
+        if (!all.empty()) {
+          ++result.row_statements;
+          try {
+            impl_->copy_and_upsert(txn, records, all, result, false);
+          } catch (const pqxx::sql_error& e) {
+            if (!is_row_error(e.sqlstate())) throw;
+            refused_whole.emplace(e);
+            continue;  // the transaction rolls back; once more, bisecting
+          }
+        }
+      } else {
+        result.row_statements = 1;  // the attempt above
+        if (all.size() == 1) {
+          Impl::reject(*refused_whole, 0, result);
+        } else {
+          bool staged = false;
+          impl_->bisect(txn, records, all, result, staged);
+        }
+      }
+      std::vector<std::size_t> refused;
+      for (const auto& r : result.rejected) refused.push_back(r.index);
+      const auto spec_names = impl_->specs.insert_new(txn, records, refused);
+      if (!result.rejected.empty() && before_commit) before_commit(result.rejected);
+      try {
+        txn.commit();
+      } catch (const pqxx::in_doubt_error&) {
+        impl_->in_doubt = Impl::InDoubt{offsets, result};  // the next attempt finds out
+        throw;
+      }
+      impl_->specs.committed(spec_names);
+      return result;
     }
-    std::vector<std::size_t> all(records.size());
-    for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
-    impl_->write_range(txn, records, all, result);
-    std::vector<std::size_t> refused;
-    for (const auto& r : result.rejected) refused.push_back(r.index);
-    const auto spec_names = impl_->specs.insert_new(txn, records, refused);
-    if (!result.rejected.empty() && before_commit) before_commit(result.rejected);
-    try {
-      txn.commit();
-    } catch (const pqxx::in_doubt_error&) {
-      impl_->in_doubt = Impl::InDoubt{offsets, result};  // the next attempt finds out
-      throw;
-    }
-    impl_->specs.committed(spec_names);
   } catch (...) {
     impl_->rethrow("write batch");
   }
-  return result;
 }
 
 std::vector<StoredStrategy> PostgresSink::find_strategies(const StrategyQuery& q) {

@@ -6,6 +6,8 @@
 
 #include <pqxx/pqxx>
 
+#include "strategy_consumer/postgres/statements.hpp"
+
 namespace strategy_consumer {
 namespace {
 
@@ -15,11 +17,6 @@ std::set<std::pair<std::string, std::string>>& sent_names() {
   static std::set<std::pair<std::string, std::string>> names;
   return names;
 }
-
-const char* const kInsertSpecs =
-    "INSERT INTO strategy_specs (name, indicators, entry_conditions, exit_conditions, parameters, source)"
-    " SELECT name, '[]', '[]', '[]', '[]', 'MIGRATED' FROM unnest($1::text[]) AS name"
-    " ON CONFLICT (name) DO NOTHING";
 
 std::string text_array(const std::vector<std::string>& names) {
   std::string out = "{";
@@ -50,12 +47,12 @@ std::vector<std::string> StrategySpecs::insert_new(pqxx::transaction_base& txn,
   }
   if (names.empty()) return {};
   if (!known_) {
-    exists_ = txn.exec("SELECT to_regclass('strategy_specs') IS NOT NULL")[0][0].as<bool>();
+    exists_ = txn.exec(std::string(statements::kSpecsTableExists))[0][0].as<bool>();
     known_ = true;
   }
   if (!exists_) return {};
   std::vector<std::string> list(names.begin(), names.end());
-  txn.exec_params(kInsertSpecs, text_array(list));
+  txn.exec_params(std::string(statements::kInsertSpecs), text_array(list));
   return list;
 }
 

@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[3]
 FIGURES = {
     "limit_messages_per_second", "limit_seconds", "consumer_messages_per_second", "consumer_seconds",
     "original_messages_per_second", "original_seconds", "consumer_over_limit", "consumer_over_original",
-    "limit_over_original",
+    "limit_over_original", "ceiling_messages_per_second", "ceiling_seconds", "limit_over_ceiling",
+    "consumer_after_first_row_messages_per_second", "consumer_after_first_row_over_limit",
+    "consumer_after_first_row_over_ceiling",
     "cpu_path_messages_per_second", "latency_p50_ms", "latency_p99_ms", "latency_max_ms",
     "latency_short_fetch_wait_p99_ms", "peak_rss_mb", "large_peak_rss_mb", "large_peak_rss_over_bound",
     "network_0ms_consumer_messages_per_second", "network_0ms_original_messages_per_second",
@@ -50,7 +52,7 @@ def test_quick_run_reports_every_figure(tmp_path):
     # Every phase worked on the same strategies, and the table shows the figures.
     assert details["rows"]["invalid"] > 0
     assert details["limit"]["stored"] == details["consumer"]["stored"] == details["original"]["stored"] \
-        == details["rows"]["distinct_strategies"]
+        == details["ceiling"]["stored"] == details["ceiling"]["rows_written"] == details["rows"]["distinct_strategies"]
     assert details["consumer"]["partitions"] >= 128
     assert details["latency"]["measured"] > 0
     # Large valid messages: everything stored, memory within the byte budget plus the stated constant.
@@ -63,25 +65,40 @@ def test_quick_run_reports_every_figure(tmp_path):
         assert run["consumer_stored"] > 0 and run["consumer_bytes_through_proxy"] > network["messages"] * 100
     # The original design waits a round trip per message: slower at 5 ms than at 0 ms, whatever the machine.
     assert network["runs"]["5ms"]["original_seconds"] > network["runs"]["0ms"]["original_seconds"]
-    assert "consumer / limit" in result.stdout and "peak RSS" in result.stdout and "round trip 1ms" in result.stdout
+    assert "consumer / limit" in result.stdout and "peak RSS" in result.stdout and "round trip 1ms" in result.stdout \
+        and "ceiling" in result.stdout
 
 
-def _cpp_string_constant(source: str, name: str) -> str:
-    """The value of `const char* const name = "..." "...";` in a C++ source (adjacent literals joined)."""
-    start = source.index(f"{name} =")
-    body = source[start:source.index(";", start)]
-    return "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', body))
+# What marks a statement of the write path (postgres/statements.hpp) in a string literal.
+WRITE_PATH_SQL = re.compile(r"INSERT INTO|ON CONFLICT|DELETE FROM|CREATE TEMP|strategy_staging|"
+                            r"strategy_consumer_offsets|strategy_specs \(|to_regclass", re.IGNORECASE)
+
+
+def _string_literals(source: str) -> list[str]:
+    source = re.sub(r"//[^\n]*", "", source)  # comments may name the tables
+    return re.findall(r'"((?:[^"\\]|\\.)*)"', source)
 
 
 def test_limit_runs_the_sinks_own_sql():
-    """The limit is only honest while it runs the statements the sink runs: scripts/bench.py keeps copies of them."""
+    """The limit is only honest while it runs the statements the sink runs: both take them from
+    postgres/statements.hpp (the bench through `strategy-bench-tool sql`), and neither keeps a copy."""
     sys.path.insert(0, str(ROOT / "scripts"))
     import bench
 
-    source = (ROOT / "cpp" / "src" / "postgres" / "sink.cpp").read_text()
-    assert _cpp_string_constant(source, "kUpsert") == bench.UPSERT, "update UPSERT in scripts/bench.py"
-    assert _cpp_string_constant(source, "kCreateStaging") == bench.STAGING_DDL, \
-        "update STAGING_DDL in scripts/bench.py"
+    sql = bench.sink_statements(bench.tool_binary())
+    assert {"copy_columns", "staging_table", "create_staging", "upsert", "advance_offsets", "load_offsets",
+            "specs_table_exists", "insert_specs"} <= set(sql)
+    script = bench.limit_script(sql, ["/tmp/batch-000001.copy"])
+    assert script.startswith(sql["create_staging"] + ";\n")
+    assert f"\\copy {sql['staging_table']} ({sql['copy_columns']}) FROM '/tmp/batch-000001.copy'" in script
+    assert sql["upsert"] + ";\n" in script
+    bench_source = (ROOT / "scripts" / "bench.py").read_text()
+    assert "DO UPDATE SET" not in bench_source and "CREATE TEMP" not in bench_source, "bench.py keeps no SQL copy"
+    # The sink's sources hold no write-path SQL of their own: every statement is the header's.
+    for path in ("cpp/src/postgres/sink.cpp", "cpp/src/postgres/strategy_specs.cpp",
+                 "cpp/src/postgres/copy_encoder.cpp", "cpp/include/strategy_consumer/postgres/copy_encoder.hpp"):
+        found = [lit for lit in _string_literals((ROOT / path).read_text()) if WRITE_PATH_SQL.search(lit)]
+        assert not found, (path, found)
 
 
 def test_quick_run_with_protobuf_input(tmp_path):

@@ -34,7 +34,7 @@ struct WriteResult {
   std::size_t updated = 0;
   std::size_t outdated = 0;  // re-discoveries older than the stored row's (Kafka timestamp): not applied
   std::vector<RowRejection> rejected;
-  std::size_t row_statements = 0;  // COPY+INSERT attempts: 1 when no row was refused
+  std::size_t row_statements = 0;  // COPY+INSERT attempts (the first, unsaved one included): 1 when no row was refused
   // Set when an earlier attempt at this batch ended with its COMMIT's outcome unknown: whether that COMMIT had
   // in fact committed, as the stored offsets showed on this attempt (then this result is that attempt's).
   std::optional<bool> in_doubt_committed;

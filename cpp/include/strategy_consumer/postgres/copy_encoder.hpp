@@ -8,13 +8,12 @@
 
 #include "strategy_consumer/message/json_writer.hpp"  // append_json, which the row encoder uses
 #include "strategy_consumer/model/strategy_record.hpp"
+#include "strategy_consumer/postgres/statements.hpp"
 
 namespace strategy_consumer {
 
-// The columns of the staging table, in the order encode_copy_row writes them.
-inline constexpr std::string_view kCopyColumns =
-    "symbol, strategy_type, parameters, current_score, strategy_hash, discovery_symbol, "
-    "discovery_start_time, discovery_end_time, performance_metrics, message_timestamp";
+// The columns of the staging table, in the order encode_copy_row writes them (statements.hpp).
+using statements::kCopyColumns;
 
 void append_copy_field(std::string& out, std::string_view text);
 // Appends one line (without the trailing newline, as pqxx::stream_to::write_raw_line wants it).

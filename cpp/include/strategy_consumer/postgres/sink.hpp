@@ -1,18 +1,19 @@
 #pragma once
 // The PostgreSQL side: one connection, the schema, the stored offsets and the batch write.
 //
-// A batch is ONE transaction:
+// A batch is ONE transaction (its SQL: statements.hpp):
 //   1. the offsets table is advanced for every partition of the batch, fenced: a partition's row is only updated
 //      when its stored offset is still the one this consumer expects (resumed from, or last wrote);
 //   2. the records go by COPY into a temporary staging table (ON COMMIT DELETE ROWS, created once per
-//      connection);
+//      connection, emptied by every COMMIT);
 //   3. one INSERT ... SELECT ... ON CONFLICT (strategy_hash) DO UPDATE moves them into `strategies`;
 //   4. in a database the old TradeStream service created, its strategy_specs row for each new strategy name
 //      (strategy_specs.hpp).
 // So the rows and the offsets that produced them become visible together or not at all.
-// Steps 2 and 3 run in a savepoint. When PostgreSQL refuses a row (a data or constraint error), the range is
-// rolled back to the savepoint and split in halves until the refused rows stand alone (about 2*log2(n) extra
-// statements for one bad row); the other rows and the offsets still commit in the same transaction.
+// Steps 2 and 3 run in the transaction itself. When PostgreSQL refuses a row (a data or constraint error), the
+// transaction is rolled back and the batch written again, offsets included, with steps 2 and 3 in savepoints:
+// a range is rolled back to its savepoint and split in halves until the refused rows stand alone (about
+// 2*log2(n) extra statements for one bad row); the other rows and the offsets still commit in that transaction.
 #include <cstdint>
 #include <functional>
 #include <map>
