@@ -26,6 +26,19 @@ bool structural_failure(const Decoded& d) {
 
 }  // namespace
 
+bool value_size_acceptable(std::string_view payload, const DecodeOptions& options, Reasons& reasons) {
+  if (payload.empty()) {
+    reasons.push_back({"format.empty", "", "", "message value is empty"});
+    return false;
+  }
+  if (payload.size() > options.max_message_bytes) {
+    reasons.push_back({"format.size", "", std::to_string(payload.size()) + " bytes",
+                       "message is larger than " + std::to_string(options.max_message_bytes) + " bytes"});
+    return false;
+  }
+  return true;
+}
+
 MessageFormat parse_message_format(std::string_view text) {
   if (text == "auto") return MessageFormat::auto_detect;
   if (text == "json") return MessageFormat::json;

@@ -485,15 +485,7 @@ class FastDecoder {
 Decoded decode_strategy_dom(std::string_view payload, const DecodeOptions& options) {
   Decoded out;
   auto& reasons = out.reasons;
-  if (payload.empty()) {
-    reasons.push_back({"format.empty", "", "", "message value is empty"});
-    return out;
-  }
-  if (payload.size() > options.max_message_bytes) {
-    reasons.push_back({"format.size", "", std::to_string(payload.size()) + " bytes",
-                       "message is larger than " + std::to_string(options.max_message_bytes) + " bytes"});
-    return out;
-  }
+  if (!value_size_acceptable(payload, options, reasons)) return out;
   StrictDomBuilder builder(options.max_depth);
   json::sax_parse(payload.begin(), payload.end(), &builder);
   if (builder.failure) {

@@ -248,15 +248,7 @@ Decoded decode_discovered_strategy_reference(std::string_view payload, const Dec
   Decoded out;
   out.format = "protobuf";
   auto& reasons = out.reasons;
-  if (payload.empty()) {
-    reasons.push_back({"format.empty", "", "", "message value is empty"});
-    return out;
-  }
-  if (payload.size() > options.max_message_bytes) {
-    reasons.push_back({"format.size", "", std::to_string(payload.size()) + " bytes",
-                       "message is larger than " + std::to_string(options.max_message_bytes) + " bytes"});
-    return out;
-  }
+  if (!value_size_acceptable(payload, options, reasons)) return out;
   thread_local discovery::DiscoveredStrategy msg;
   const bool parsed = msg.ParseFromArray(payload.data(), static_cast<int>(payload.size()));
   if (!parsed || !msg.has_strategy()) {

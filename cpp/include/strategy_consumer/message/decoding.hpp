@@ -43,6 +43,10 @@ MessageFormat parse_message_format(std::string_view text);
 ParametersLayout parse_parameters_layout(std::string_view text);
 HashScheme parse_hash_scheme(std::string_view text);
 
+// What every format checks before parsing: false, with the reason (format.empty, format.size), when the value is
+// empty or larger than options.max_message_bytes.
+bool value_size_acceptable(std::string_view payload, const DecodeOptions& options, Reasons& reasons);
+
 // The format `auto` reads the value as: JSON when its first non-blank byte is `{`.
 MessageFormat detect_message_format(std::string_view payload);
 
