@@ -85,8 +85,7 @@ class LatencyProxy:
         self.rtt_ms = rtt_ms
         self.port = port
         self.connections = 0
-        self.bytes_up = 0
-        self.bytes_down = 0
+        self._pipes: list[tuple[_DelayedPipe, _DelayedPipe]] = []  # (up, down) of every connection so far
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.AbstractServer | None = None
         self._thread: threading.Thread | None = None
@@ -108,13 +107,22 @@ class LatencyProxy:
         one_way = self.rtt_ms / 2000.0
         up = _DelayedPipe(client_r, server_w, one_way)
         down = _DelayedPipe(server_r, client_w, one_way)
+        self._pipes.append((up, down))
         try:
             await asyncio.gather(up.read_loop(), up.write_loop(), down.read_loop(), down.write_loop())
         finally:
-            self.bytes_up += up.bytes
-            self.bytes_down += down.bytes
             for w in (client_w, server_w):
                 w.close()
+
+    @property
+    def bytes_up(self) -> int:
+        """Bytes forwarded so far from clients to the upstream server (counted as they are written)."""
+        return sum(up.bytes for up, _ in self._pipes)
+
+    @property
+    def bytes_down(self) -> int:
+        """Bytes forwarded so far from the upstream server to clients."""
+        return sum(down.bytes for _, down in self._pipes)
 
     def _spawn(self, r, w) -> None:
         task = asyncio.ensure_future(self._handle(r, w))
