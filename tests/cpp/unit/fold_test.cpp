@@ -8,18 +8,12 @@
 
 #include "strategy_consumer/pipeline/fold.hpp"
 
+#include "test_support.hpp"
+
 namespace strategy_consumer {
 namespace {
 
-StrategyRecord record(const std::string& hash, double score) {
-  StrategyRecord r;
-  r.symbol = "BTC/USD";
-  r.strategy_type = "SMA_RSI";
-  r.parameters = nlohmann::json{{"rsiPeriod", 14}};
-  r.score = score;
-  r.strategy_hash = hash;
-  return r;
-}
+using test_support::record;
 
 BatchEntry entry(StrategyRecord r, std::int64_t offset) {
   BatchEntry e;

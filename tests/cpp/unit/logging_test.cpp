@@ -7,18 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "test_support.hpp"
 #include "strategy_consumer/ops/logging.hpp"
 
 using namespace strategy_consumer;
 
 namespace {
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) out.push_back(line);
-  return out;
-}
+using test_support::lines_of;
 
 }  // namespace
 

@@ -9,18 +9,14 @@
 #include <sstream>
 #include <thread>
 
+#include "test_support.hpp"
 #include "strategy_consumer/ops/metrics.hpp"
 
 using namespace strategy_consumer;
 
 namespace {
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) out.push_back(line);
-  return out;
-}
+using test_support::lines_of;
 
 bool has_line(const std::string& text, const std::string& line) {
   for (const auto& l : lines_of(text)) {
