@@ -1,11 +1,11 @@
 """scripts/bench-rules: strategy-consumer's throughput with the example analyst rules (examples/rules/) against
 none, on the same messages (issue 6's target: with rules at least 0.6 of the throughput without).
 
-Uses scripts/bench.py's messages, PostgreSQL (fsync on, commit timestamps) and dev broker. The topic is filled
-once; each run drains all of it into a fresh database with a group of its own, alternating without and with
-rules (--rounds times each, so that the machine's load falls on both alike). A run's rate is the messages over
-the time from the consumer's assignment to the commit of its last batch (joining the group is the same with or
-without rules, and long on the dev broker). The ratio is of the two medians.
+Uses the bench suite's messages (scripts/benchsuite/), PostgreSQL (fsync on, commit timestamps) and dev broker.
+The topic is filled once; each run drains all of it into a fresh database with a group of its own, alternating
+without and with rules (--rounds times each, so that the machine's load falls on both alike). A run's rate is the
+messages over the time from the consumer's assignment to the commit of its last batch (joining the group is the
+same with or without rules, and long on the dev broker). The ratio is of the two medians.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench  # noqa: E402  (the suite's helpers: messages, topic, database, consumer flags, log parsing)
+from benchsuite import consumer_log, services, workload  # noqa: E402  (the bench suite's parts)
 
 from strategy_consumer.services import DevBroker, PostgresServer  # noqa: E402
 
@@ -34,11 +34,11 @@ TARGET = 0.6
 
 def drain(pg: PostgresServer, kafka: DevBroker, tool: str, work: Path, messages: int, batch_size: int,
           name: str, rules: list[str]) -> dict:
-    db = bench.Database(pg, f"bench_{name}", tool)
-    bench.checkpoint(pg)
-    args = bench.consumer_args(kafka, pg, db.name, bench.TOPIC, f"bench-{name}", batch_size,
-                               "--idle_timeout_seconds=2", "--max_processing_time_seconds=3600", "--log_format=text",
-                               *[f"--rules={r}" for r in rules])
+    db = services.Database(pg, f"bench_{name}", tool)
+    services.checkpoint(pg)
+    args = services.consumer_args(kafka, pg, db.name, workload.TOPIC, f"bench-{name}", batch_size,
+                                  "--idle_timeout_seconds=2", "--max_processing_time_seconds=3600",
+                                  "--log_format=text", *[f"--rules={r}" for r in rules])
     log_path = work / f"{name}.log"
     start = time.time()
     with open(log_path, "w") as log_file:
@@ -50,13 +50,13 @@ def drain(pg: PostgresServer, kafka: DevBroker, tool: str, work: Path, messages:
     stored_offsets = db.query("SELECT coalesce(sum(next_offset), 0) FROM strategy_consumer_offsets")[0][0]
     if stored_offsets != messages:
         raise RuntimeError(f"{name}: offsets stored for {stored_offsets} of {messages} messages")
-    parsed = bench.messages_of(lines)
-    assigned = bench.first_time(parsed, "assigned ")
+    parsed = consumer_log.messages_of(lines)
+    assigned = consumer_log.first_time(parsed, "assigned ")
     if assigned is None:
         raise RuntimeError(f"{name}: no assignment in the log")
     return {"name": name, "rules": rules, "stored": db.count(), "seconds": end - start,
             "seconds_after_assignment": end - assigned, "messages_per_second": messages / (end - assigned),
-            "summary": bench.exit_summary(parsed), "load_average_at_start": os.getloadavg()[0]}
+            "summary": consumer_log.exit_summary(parsed), "load_average_at_start": os.getloadavg()[0]}
 
 
 def main() -> int:
@@ -70,20 +70,20 @@ def main() -> int:
     args = ap.parse_args()
     rules = args.rules or [str(RULES)]
 
-    tool = bench.tool_binary()
-    messages = bench.bench_messages(args.messages, args.seed)
-    partitions = bench.partitions_for(messages, 128)
+    tool = services.tool_binary()
+    messages = workload.bench_messages(args.messages, args.seed)
+    partitions = workload.partitions_for(messages, 128)
     runs = []
     with tempfile.TemporaryDirectory(prefix="bench-rules-") as tmp, \
             PostgresServer(fsync=True, settings={"track_commit_timestamp": "on"}) as pg, \
-            DevBroker(topics={bench.TOPIC: partitions, bench.DLQ: 1}) as kafka:
-        bench.log(f"producing {args.messages:,} messages to {partitions} partitions")
-        bench.fill_topic(kafka.bootstrap, bench.TOPIC, partitions, messages)
-        bench.check_topic_complete(kafka.bootstrap, bench.TOPIC, partitions, args.messages)
+            DevBroker(topics={workload.TOPIC: partitions, services.DLQ: 1}) as kafka:
+        services.log(f"producing {args.messages:,} messages to {partitions} partitions")
+        workload.fill_topic(kafka.bootstrap, workload.TOPIC, partitions, messages)
+        workload.check_topic_complete(kafka.bootstrap, workload.TOPIC, partitions, args.messages)
         for round_ in range(args.rounds):
             for with_rules in (False, True):
                 name = f"{'rules' if with_rules else 'none'}_{round_}"
-                bench.log(f"draining {name}")
+                services.log(f"draining {name}")
                 runs.append(drain(pg, kafka, tool, Path(tmp), args.messages, args.batch_size, name,
                                   rules if with_rules else []))
     none = statistics.median(r["messages_per_second"] for r in runs if not r["rules"])

@@ -83,17 +83,23 @@ def test_limit_runs_the_sinks_own_sql():
     """The limit is only honest while it runs the statements the sink runs: both take them from
     postgres/statements.hpp (the bench through `strategy-bench-tool sql`), and neither keeps a copy."""
     sys.path.insert(0, str(ROOT / "scripts"))
-    import bench
+    from benchsuite.phases.limit import limit_script
+    from benchsuite.services import sink_statements, tool_binary
 
-    sql = bench.sink_statements(bench.tool_binary())
+    sql = sink_statements(tool_binary())
     assert {"copy_columns", "staging_table", "create_staging", "upsert", "advance_offsets", "load_offsets",
             "specs_table_exists", "insert_specs"} <= set(sql)
-    script = bench.limit_script(sql, ["/tmp/batch-000001.copy"])
+    script = limit_script(sql, ["/tmp/batch-000001.copy"])
     assert script.startswith(sql["create_staging"] + ";\n")
     assert f"\\copy {sql['staging_table']} ({sql['copy_columns']}) FROM '/tmp/batch-000001.copy'" in script
     assert sql["upsert"] + ";\n" in script
-    bench_source = (ROOT / "scripts" / "bench.py").read_text()
-    assert "DO UPDATE SET" not in bench_source and "CREATE TEMP" not in bench_source, "bench.py keeps no SQL copy"
+    # The bench suite keeps no copy: neither its entry points nor any module of scripts/benchsuite/.
+    suite = [ROOT / "scripts" / "bench.py", ROOT / "scripts" / "bench_rules.py",
+             *sorted((ROOT / "scripts" / "benchsuite").rglob("*.py"))]
+    assert len(suite) > 5, suite
+    for path in suite:
+        source = path.read_text()
+        assert "DO UPDATE SET" not in source and "CREATE TEMP" not in source, f"{path} keeps no SQL copy"
     # The sink's sources hold no write-path SQL of their own: every statement is the header's.
     for path in ("cpp/src/postgres/sink.cpp", "cpp/src/postgres/strategy_specs.cpp",
                  "cpp/src/postgres/copy_encoder.cpp", "cpp/include/strategy_consumer/postgres/copy_encoder.hpp"):
