@@ -39,6 +39,7 @@ class Consumer {
     return std::dynamic_pointer_cast<PythonRuleEngine>(service_->rule_engine());
   }
   bool healthy() const { return service_->healthy(); }
+  std::optional<std::string> replay_report() const { return service_->replay_report(); }
   int http_port() const { return service_->http_port(); }
   py::dict counters() const {
     const auto& c = service_->counters();
@@ -78,8 +79,18 @@ void init_consumer(py::module_& m) {
       .def_property_readonly("http_port", &Consumer::http_port,
                              R"doc(The port of /health, /ready and /metrics while running; 0 otherwise.)doc")
       .def_property_readonly("rules", &Consumer::rules, R"doc(The RuleEngine, or None without rules.)doc")
-      .def_property_readonly("counters", &Consumer::counters);
+      .def_property_readonly("counters", &Consumer::counters)
+      .def_property_readonly("replay_report", &Consumer::replay_report,
+                             R"doc(Built with the replay-dead-letters command (first argument): after run(), the report
+as JSON text; None otherwise.)doc");
   m.def(
-      "help_text", [] { return parse_command_line({"--help"}, {}).help_text; },
-      R"doc(The binary's --help text.)doc");
+      "help_text",
+      [](const std::string& command) {
+        return parse_command_line(command.empty() ? std::vector<std::string>{"--help"}
+                                                  : std::vector<std::string>{command, "--help"},
+                                  {})
+            .help_text;
+      },
+      py::arg("command") = std::string(),
+      R"doc(The binary's --help text; with command="replay-dead-letters", that command's.)doc");
 }

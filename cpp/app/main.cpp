@@ -1,6 +1,7 @@
 // strategy-consumer: the service binary. Parses the configuration, starts the embedded interpreter when there
 // are analyst rules, installs the signal handlers and runs the Service (service/service.hpp), whose outcome is
-// the exit code (0 done, 1 an operation failed after its retries, 2 bad configuration).
+// the exit code (0 done, 1 an operation failed after its retries, 2 bad configuration). The replay-dead-letters
+// command runs the same way and prints its report as JSON on stdout.
 #include <csignal>
 #include <iostream>
 #include <optional>
@@ -67,6 +68,8 @@ int main(int argc, char** argv) {
       if (python) no_gil.emplace();
       code = service.run().exit_code;
     }
+    // The replay command's report: the one thing on stdout (the logs go to stderr).
+    if (auto report = service.replay_report(); report && code == kExitOk) std::cout << *report << "\n";
     g_service = nullptr;
   } catch (...) {  // building the service or loading the rules
     g_service = nullptr;

@@ -4,7 +4,8 @@ The C++ core (the same code as the ``strategy-consumer`` binary) is exposed as:
 
 - :class:`StrategyInspector` (``strategy_consumer.strategy_inspector``): decoding and validation;
 - :class:`PostgresClient` (``strategy_consumer.postgres_client``): bulk inserts and the analysts' queries;
-- :class:`Consumer` (``strategy_consumer.consumer``): the Kafka-to-PostgreSQL pipeline itself.
+- :class:`Consumer` (``strategy_consumer.consumer``): the Kafka-to-PostgreSQL pipeline itself;
+- :func:`replay_dead_letters` (``strategy_consumer.replay``): the dead letters run through today's checks again.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ except ImportError as exc:  # pragma: no cover - the message is the point
 from .consumer import Consumer
 from .errors import ConfigError, DatabaseError, FencedError, KafkaError, StrategyConsumerError
 from .postgres_client import BulkInsertResult, PostgresClient
+from .replay import replay_dead_letters
 from .strategy_inspector import StrategyInspector, strategy_hash
 
 __version__: str = _core.__version__
@@ -36,5 +38,6 @@ __all__ = [
     "StrategyConsumerError",
     "StrategyInspector",
     "__version__",
+    "replay_dead_letters",
     "strategy_hash",
 ]

@@ -1,4 +1,5 @@
-"""python -m strategy_consumer: the service, with the same flags and environment as the binary.
+"""python -m strategy_consumer: the service, with the same flags and environment as the binary (and its
+replay-dead-letters command, whose report goes to stdout as the binary's does).
 
 The C++ Service does everything the binary does (logging and redaction, /health, /ready and /metrics, the
 pipeline, the exit code); this module only takes the signals, which Python delivers to its main thread.
@@ -16,8 +17,9 @@ from .errors import ConfigError
 
 
 def main(argv: list[str]) -> int:
+    command = argv[0] if argv and argv[0] == "replay-dead-letters" else ""
     if "--help" in argv or "-h" in argv:
-        print(_core.help_text(), end="")
+        print(_core.help_text(command), end="")
         return _core.EXIT_OK
     try:
         consumer = _core.Consumer(argv, dict(os.environ))
@@ -34,7 +36,10 @@ def main(argv: list[str]) -> int:
     worker.start()
     while worker.is_alive():
         worker.join(0.2)
-    return outcome.get("code", _core.EXIT_FAILED)
+    code = outcome.get("code", _core.EXIT_FAILED)
+    if consumer.replay_report is not None and code == _core.EXIT_OK:
+        print(consumer.replay_report)
+    return code
 
 
 if __name__ == "__main__":

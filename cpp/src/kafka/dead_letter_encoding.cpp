@@ -13,26 +13,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string base64(std::string_view in) {
-  static constexpr char kTable[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const std::uint32_t v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
-                            static_cast<unsigned char>(in[i + 2]);
-    out += kTable[v >> 18], out += kTable[(v >> 12) & 63], out += kTable[(v >> 6) & 63], out += kTable[v & 63];
-  }
-  if (i < in.size()) {
-    std::uint32_t v = static_cast<unsigned char>(in[i]) << 16;
-    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
-    out += kTable[v >> 18], out += kTable[(v >> 12) & 63];
-    out += i + 1 < in.size() ? kTable[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 std::string timestamp_text(std::int64_t now) { return format_timestamp_us(now).replace(10, 1, "T") + "Z"; }
@@ -43,7 +23,7 @@ std::string encode_dead_letter(const DeadLetter& letter, std::int64_t now, std::
   json j;
   // Bytes read as protobuf are binary whatever they happen to look like: always base64.
   const bool utf8 = letter.message_format != "protobuf" && is_valid_utf8(letter.original_message);
-  j["original_message"] = utf8 ? letter.original_message : base64(letter.original_message);
+  j["original_message"] = utf8 ? letter.original_message : base64_encode(letter.original_message);
   if (!utf8) j["original_message_encoding"] = "base64";
   const Reasons reasons = bounded_reasons(letter.reasons);
   j["error"] = reasons_to_text(reasons);
@@ -54,6 +34,7 @@ std::string encode_dead_letter(const DeadLetter& letter, std::int64_t now, std::
   j["source_partition"] = letter.source.partition;
   j["source_offset"] = letter.source.offset;
   if (!letter.message_format.empty()) j["message_format"] = letter.message_format;
+  if (letter.source.timestamp_ms >= 0) j["source_timestamp_ms"] = letter.source.timestamp_ms;
   std::string out = dump(j);
   if (out.size() <= max_bytes) return out;
 
@@ -108,6 +89,7 @@ std::string encode_minimal_dead_letter(const DeadLetter& letter, std::string_vie
   j["original_message_bytes"] = original_bytes == std::string::npos ? letter.original_message.size() : original_bytes;
   j["original_message_omitted"] = true;
   if (!letter.message_format.empty()) j["message_format"] = letter.message_format;
+  if (letter.source.timestamp_ms >= 0) j["source_timestamp_ms"] = letter.source.timestamp_ms;
   j["refused"] = truncate_text(refusal, 300);
   return dump(j);
 }

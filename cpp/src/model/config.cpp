@@ -7,6 +7,7 @@
 
 #include "kafka/handles.hpp"
 #include "strategy_consumer/model/errors.hpp"
+#include "strategy_consumer/model/timestamp.hpp"
 
 extern char** environ;
 
@@ -132,8 +133,19 @@ void ProcessingConfig::validate() const {
   require(max_buffered_bytes >= max_batch_bytes, "--max_buffered_bytes: must be at least --max_batch_bytes");
 }
 
+void ReplayConfig::validate() const {
+  for (const auto& stage : stages) require(!stage.empty(), "--stage: must not be empty");
+  for (const auto& rule : rule_ids) require(!rule.empty(), "--rule: must not be empty");
+  for (auto p : source_partitions) require(p >= 0, "--source_partition: must not be negative");
+  require(from_offset >= -1 && to_offset >= -1, "--from_offset, --to_offset: must not be negative");
+  require(to_offset < 0 || from_offset <= to_offset, "--to_offset: must not be less than --from_offset");
+  require(since.empty() || parse_rfc3339_us(since), "--since: not an RFC 3339 time with a zone: '" + since + "'");
+  require(until.empty() || parse_rfc3339_us(until), "--until: not an RFC 3339 time with a zone: '" + until + "'");
+}
+
 void Config::validate() const {
   kafka.validate();
+  if (replay.enabled) replay.validate();
   processing.validate();
   require(!postgres.host.empty(), "--postgres_host: must not be empty");
   require(postgres.port >= 1 && postgres.port <= 65535, "--postgres_port: must be between 1 and 65535");
@@ -169,13 +181,21 @@ Environment current_environment() {
   return env;
 }
 
-CommandLine parse_command_line(const std::vector<std::string>& args, const Environment& env) {
+CommandLine parse_command_line(const std::vector<std::string>& given, const Environment& env) {
   CommandLine out;
   Config& c = out.config;
-  CLI::App app{
-      "strategy-consumer: stores the trading strategies of the discovery pipeline from Kafka into PostgreSQL,\n"
-      "exactly once. A flag beats its environment variable, which beats the default.",
-      "strategy-consumer"};
+  c.replay.enabled = !given.empty() && given.front() == kReplayCommand;
+  const std::vector<std::string> args(given.begin() + (c.replay.enabled ? 1 : 0), given.end());
+  CLI::App app{c.replay.enabled
+                   ? "strategy-consumer replay-dead-letters: reads the dead-letter topic (--dlq_topic), runs each\n"
+                     "selected letter's original message through today's decoding, validation and rules, stores what\n"
+                     "passes now as the main path would, exactly once (the replay group's offsets of the dead-letter\n"
+                     "topic are stored with the rows), and prints a report as JSON on stdout. All flags of the service\n"
+                     "apply; what still fails is counted, not dead-lettered again."
+                   : "strategy-consumer: stores the trading strategies of the discovery pipeline from Kafka into "
+                     "PostgreSQL,\nexactly once. A flag beats its environment variable, which beats the default.\n"
+                     "Command: strategy-consumer replay-dead-letters [flags] (see its --help).",
+               c.replay.enabled ? "strategy-consumer replay-dead-letters" : "strategy-consumer"};
   app.option_defaults()->always_capture_default();
   app.get_formatter()->column_width(44);
 
@@ -207,7 +227,7 @@ CommandLine parse_command_line(const std::vector<std::string>& args, const Envir
   std::vector<std::string> properties;
   app.add_option("--kafka_property", properties,
                  "Any librdkafka setting as key=value, applied last (repeatable)")->group(kafka)->type_name("KEY=VALUE");
-  app.add_option("--dlq_topic", c.kafka.dlq_topic, "Dead-letter topic")->group(kafka);
+  env_name(app.add_option("--dlq_topic", c.kafka.dlq_topic, "Dead-letter topic")->group(kafka), "KAFKA_DLQ_TOPIC");
   app.add_option("--poll_timeout_ms", c.kafka.poll_timeout_ms, "Longest wait for a message in one poll")->group(kafka);
 
   env_name(app.add_option("--postgres_host", c.postgres.host, "PostgreSQL host")->group(pg), "POSTGRES_HOST");
@@ -288,6 +308,25 @@ CommandLine parse_command_line(const std::vector<std::string>& args, const Envir
   app.add_option("--log_format", c.log_format, "Log lines as json or text; auto: json unless stderr is a terminal")
       ->group(ops)->default_str("auto");
   app.add_option("--verbosity", c.verbosity, "Log level: -2 error, -1 warning, 0 info, 1 debug, 2 trace")->group(ops);
+  if (c.replay.enabled) {
+    const std::string replay = "Replay";
+    app.add_flag("--dry_run", c.replay.dry_run, "Write and roll back each batch, store no offset: only report")
+        ->group(replay);
+    app.add_option("--replay_group_id", c.replay.group_id,
+                   "Whose offsets of the dead-letter topic (default: <--kafka_group_id>-replay)")->group(replay);
+    app.add_option("--stage", c.replay.stages, "Only letters of this stage (decode, validate, rule:<name>, rule, "
+                   "database); repeatable")->group(replay);
+    app.add_option("--rule", c.replay.rule_ids, "Only letters with a reason of this rule id; repeatable")
+        ->group(replay);
+    app.add_option("--source_partition", c.replay.source_partitions,
+                   "Only letters of originals read from this partition; repeatable")->group(replay);
+    app.add_option("--from_offset", c.replay.from_offset, "Only originals at this offset or later (-1: any)")
+        ->group(replay);
+    app.add_option("--to_offset", c.replay.to_offset, "Only originals at this offset or earlier (-1: any)")
+        ->group(replay);
+    app.add_option("--since", c.replay.since, "Only letters written at or after this RFC 3339 time")->group(replay);
+    app.add_option("--until", c.replay.until, "Only letters written before this RFC 3339 time")->group(replay);
+  }
   app.set_help_flag("-h,--help", "Print this help and exit");
   app.allow_extras();  // reported below by name only: a mistyped --postgres_pasword=... must not print its value
 
@@ -333,6 +372,11 @@ CommandLine parse_command_line(const std::vector<std::string>& args, const Envir
     c.kafka.properties[p.substr(0, eq)] = p.substr(eq + 1);
   }
   c.migrate = !no_migrate;
+  if (c.replay.enabled) {
+    if (c.replay.group_id.empty()) c.replay.group_id = c.kafka.group_id + "-replay";
+    // A replay is a drain: it ends once the dead-letter topic is read.
+    if (!c.processing.drain_mode()) c.processing.idle_timeout_seconds = 2;
+  }
   c.validate();
   return out;
 }

@@ -10,7 +10,6 @@
 #include <stop_token>
 #include <thread>
 
-#include "strategy_consumer/kafka/dead_letters.hpp"
 #include "strategy_consumer/message/decoding.hpp"
 #include "strategy_consumer/message/strategy_inspector.hpp"
 #include "strategy_consumer/model/errors.hpp"
@@ -20,6 +19,7 @@
 #include "strategy_consumer/pipeline/batch.hpp"
 #include "strategy_consumer/pipeline/batch_report.hpp"
 #include "strategy_consumer/pipeline/batch_sink.hpp"
+#include "strategy_consumer/pipeline/dead_letter_sink.hpp"
 #include "strategy_consumer/pipeline/memory_budget.hpp"
 #include "strategy_consumer/pipeline/message_source.hpp"
 #include "strategy_consumer/pipeline/prepare.hpp"
@@ -72,7 +72,7 @@ struct Pipeline::Impl : RebalanceListener {
   std::optional<Retrier::Stall> kafka_outage;        // while no broker is reachable
   // The parts, released in shutdown()'s order, not in the order of declaration.
   std::unique_ptr<BatchSink> sink;  // the consumer thread's: schema and stored offsets
-  std::unique_ptr<DlqProducer> dlq;
+  std::unique_ptr<DeadLetterSink> dlq;
   std::vector<std::unique_ptr<WriterLane>> lanes;
   std::unique_ptr<MessageSource> source;
 
@@ -514,8 +514,7 @@ ExitReason Pipeline::run() {
   try {
     s.retrying("connect to PostgreSQL", [&] { s.sink->ensure_connected(); });
     s.retrying("prepare the schema", [&] { s.sink->prepare_schema(s.config.migrate); });
-    s.dlq = std::make_unique<DlqProducer>(
-        s.config.kafka, [&s](const DeadLetterRefusal& r) { s.observer->dead_letter_refused(r.delivered_minimal); });
+    s.dlq = s.parts.make_dead_letters(*s.observer);
     s.source = s.parts.make_source(s);
     const ExitReason reason = s.consume();
     s.close_source();

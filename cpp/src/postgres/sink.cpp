@@ -232,9 +232,10 @@ struct PostgresSink::Impl {
   }
 };
 
-PostgresSink::PostgresSink(PostgresConfig config, std::string group_id)
+PostgresSink::PostgresSink(PostgresConfig config, std::string group_id, WriteMode mode)
     : config_(std::move(config)),
       group_id_(std::move(group_id)),
+      mode_(mode),
       impl_(std::make_unique<Impl>(config_.describe())) {}
 
 PostgresSink::~PostgresSink() = default;
@@ -368,7 +369,9 @@ WriteResult PostgresSink::write_batch(const std::vector<const StrategyRecord*>& 
       pqxx::work txn(*impl_->conn, "write_batch");
       // Offsets first: this takes the partitions' row locks, so two writers of one partition serialise here.
       std::map<std::string, std::vector<const PartitionOffset*>> by_topic;
-      for (const auto& o : offsets) by_topic[o.topic].push_back(&o);
+      if (mode_ == WriteMode::commit) {
+        for (const auto& o : offsets) by_topic[o.topic].push_back(&o);
+      }
       for (const auto& [topic, list] : by_topic) {
         auto show = [](auto f) { return [f](const PartitionOffset* o) { return f(*o); }; };
         auto rows = txn.exec_params(
@@ -408,6 +411,10 @@ WriteResult PostgresSink::write_batch(const std::vector<const StrategyRecord*>& 
       for (const auto& r : result.rejected) refused.push_back(r.index);
       const auto spec_names = impl_->specs.insert_new(txn, records, refused);
       if (!result.rejected.empty() && before_commit) before_commit(result.rejected);
+      if (mode_ == WriteMode::rollback) {
+        txn.abort();
+        return result;
+      }
       try {
         txn.commit();
       } catch (const pqxx::in_doubt_error&) {

@@ -1,6 +1,8 @@
 #include "strategy_consumer/service/pipeline_parts.hpp"
 
+#include "strategy_consumer/kafka/dead_letters.hpp"
 #include "strategy_consumer/kafka/source.hpp"
+#include "strategy_consumer/ops/metrics.hpp"
 #include "strategy_consumer/postgres/sink.hpp"
 
 namespace strategy_consumer {
@@ -13,6 +15,10 @@ PipelineParts kafka_postgres_parts(const Config& config) {
       .make_source = [kafka = config.kafka, direct = config.direct_assignment()](
                          RebalanceListener& listener) -> std::unique_ptr<MessageSource> {
         return std::make_unique<KafkaSource>(kafka, listener, direct);
+      },
+      .make_dead_letters = [kafka = config.kafka](PipelineObserver& observer) -> std::unique_ptr<DeadLetterSink> {
+        return std::make_unique<DlqProducer>(
+            kafka, [&observer](const DeadLetterRefusal& r) { observer.dead_letter_refused(r.delivered_minimal); });
       },
   };
 }

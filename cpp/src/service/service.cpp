@@ -11,6 +11,7 @@
 #include "strategy_consumer/ops/metrics.hpp"
 #include "strategy_consumer/rules/rule_engine.hpp"
 #include "strategy_consumer/service/pipeline_parts.hpp"
+#include "strategy_consumer/service/replay.hpp"
 
 namespace strategy_consumer {
 
@@ -43,8 +44,12 @@ ServiceOutcome outcome_of(std::exception_ptr error) {
 }
 
 struct Service::Impl {
-  explicit Impl(Config c) : config(std::move(c)), pipeline(config, kafka_postgres_parts(config), &metrics) {}
+  explicit Impl(Config c)
+      : config(std::move(c)),
+        replay(config.replay.enabled ? std::make_shared<ReplayTally>() : nullptr),
+        pipeline(config, replay ? replay_parts(config, replay) : kafka_postgres_parts(config), &metrics) {}
   Config config;
+  std::shared_ptr<ReplayTally> replay;  // the replay-dead-letters command's findings
   Metrics metrics;
   Pipeline pipeline;  // reports to metrics: built after it, destroyed before it
   std::shared_ptr<RuleEngine> rules;
@@ -118,5 +123,11 @@ const PipelineCounters& Service::counters() const { return impl_->pipeline.count
 bool Service::healthy() const { return impl_->pipeline.healthy(); }
 const Config& Service::config() const { return impl_->config; }
 int Service::http_port() const { return impl_->http_port.load(); }
+
+std::optional<std::string> Service::replay_report() const {
+  if (!impl_->replay) return std::nullopt;
+  const Config& c = impl_->config;
+  return impl_->replay->report_json(counters(), c.replay.dry_run, c.kafka.dlq_topic, c.replay.group_id);
+}
 
 }  // namespace strategy_consumer

@@ -4,7 +4,8 @@
 //   - ScriptedSource: one topic's partitions as message logs, read in order, with a script of steps run on the
 //     consumer thread from inside poll() (assign, revoke, publish, wait until something holds, act);
 //   - MemorySink: a "database" of rows written (how many times each strategy_hash was written) and each
-//     partition's stored next offset, fenced as PostgresSink fences; it can be told to fail retryably or to block.
+//     partition's stored next offset, fenced as PostgresSink fences; it can be told to fail retryably or to block;
+//   - MemoryLetters: the dead letters sent, and how many were flushed (dead_letter_sink.hpp).
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -22,6 +23,7 @@
 
 #include "strategy_consumer/model/errors.hpp"
 #include "strategy_consumer/pipeline/batch_sink.hpp"
+#include "strategy_consumer/pipeline/dead_letter_sink.hpp"
 #include "strategy_consumer/pipeline/message_source.hpp"
 
 namespace strategy_consumer::doubles {
@@ -143,6 +145,8 @@ struct MemoryDb {
   bool fail_always = false;
   bool block = false;    // attempts wait until released (or interrupted)
   int blocked = 0;       // attempts waiting
+  std::vector<DeadLetter> letters;  // sent, in order
+  std::size_t letters_flushed = 0;  // of them, how many a flush has waited for
 
   template <class F>
   auto with(F&& f) {
@@ -225,6 +229,23 @@ class MemorySink : public BatchSink {
   MemoryDb& db_;
   bool waiting_ = false;      // under db_.mutex
   bool interrupted_ = false;  // under db_.mutex
+};
+
+class MemoryLetters : public DeadLetterSink {
+ public:
+  explicit MemoryLetters(MemoryDb& db) : db_(db) {}
+  std::uint64_t send(const DeadLetter& letter) override {
+    std::lock_guard lock(db_.mutex);
+    db_.letters.push_back(letter);
+    return db_.letters.size();
+  }
+  void flush(std::chrono::milliseconds, std::uint64_t up_to) override {
+    std::lock_guard lock(db_.mutex);
+    db_.letters_flushed = std::max<std::size_t>(db_.letters_flushed, std::min<std::uint64_t>(up_to, db_.letters.size()));
+  }
+
+ private:
+  MemoryDb& db_;
 };
 
 }  // namespace strategy_consumer::doubles

@@ -26,6 +26,7 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 using doubles::MemoryDb;
+using doubles::MemoryLetters;
 using doubles::MemorySink;
 using doubles::ScriptedSource;
 using doubles::Step;
@@ -52,7 +53,6 @@ std::string message(std::int32_t partition, std::int64_t offset) {
 class PipelineTest : public ::testing::Test {
  protected:
   PipelineTest() {
-    config.kafka.bootstrap_servers = "127.0.0.1:1";  // the dead-letter producer's: no letter is sent here
     config.kafka.poll_timeout_ms = 20;
     config.processing.writer_connections = 2;
     config.processing.batch_timeout_seconds = 60;  // batches go when the source is caught up, not by age
@@ -65,6 +65,9 @@ class PipelineTest : public ::testing::Test {
           .make_sink = [this]() -> std::unique_ptr<BatchSink> { return std::make_unique<MemorySink>(db); },
           .make_source = [this](RebalanceListener& listener) -> std::unique_ptr<MessageSource> {
             return std::make_unique<ScriptedSource>(topic, listener);
+          },
+          .make_dead_letters = [this](PipelineObserver&) -> std::unique_ptr<DeadLetterSink> {
+            return std::make_unique<MemoryLetters>(db);
           }};
       pipeline_ = std::make_unique<Pipeline>(config, std::move(parts));
     }
@@ -290,6 +293,26 @@ TEST_F(PipelineTest, DrainEndsIdleWithEverythingWritten) {
   EXPECT_EQ(stored(0), 4);
   EXPECT_EQ(stored(1), 3);
   EXPECT_FALSE(topic.kafka_commits.empty()) << "committed offsets are passed on to the source";
+}
+
+TEST_F(PipelineTest, ARefusedMessageIsDeadLetteredAndFlushedBeforeItsOffsetCommits) {
+  config.processing.idle_timeout_seconds = 0.3;
+  assign({0});
+  publish(0, 1);
+  act([this] { topic.logs[0].push_back("{not json"); });
+  publish(0, 1);
+  EXPECT_EQ(run(), ExitReason::idle);
+  expect_written_once(0, 0, 1);
+  expect_written_once(0, 2, 3);
+  EXPECT_EQ(stored(0), 3);
+  db.with([&] {
+    ASSERT_EQ(db.letters.size(), 1u);
+    EXPECT_EQ(db.letters[0].stage, "decode");
+    EXPECT_EQ(db.letters[0].original_message, "{not json");
+    EXPECT_EQ(db.letters[0].source.offset, 1);
+    EXPECT_EQ(db.letters[0].reasons.at(0).rule, "format.json");
+    EXPECT_EQ(db.letters_flushed, 1u) << "the letter was waited for before offset 3 was committed";
+  });
 }
 
 }  // namespace

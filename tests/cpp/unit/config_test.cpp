@@ -224,6 +224,41 @@ TEST(ParseCommandLine, DrainModeFlags) {
   EXPECT_TRUE(parse({"--max_processing_time_seconds=240"}).processing.drain_mode());
 }
 
+TEST(ParseCommandLine, TheReplayCommandHasItsFlagsAndIsADrain) {
+  const Config plain = parse({"--kafka_group_id=g"});
+  EXPECT_FALSE(plain.replay.enabled);
+  const Config c = parse({"replay-dead-letters", "--kafka_group_id=g", "--stage=validate", "--stage=rule",
+                          "--rule=parameters.range", "--source_partition=3", "--from_offset=10", "--to_offset=20",
+                          "--since=2026-11-01T00:00:00Z", "--until=2026-11-02T00:00:00+01:00", "--dry_run"});
+  EXPECT_TRUE(c.replay.enabled);
+  EXPECT_TRUE(c.replay.dry_run);
+  EXPECT_EQ(c.replay.group_id, "g-replay");
+  EXPECT_EQ(c.replay.stages, (std::vector<std::string>{"validate", "rule"}));
+  EXPECT_EQ(c.replay.rule_ids, std::vector<std::string>{"parameters.range"});
+  EXPECT_EQ(c.replay.source_partitions, std::vector<int>{3});
+  EXPECT_EQ(c.replay.from_offset, 10);
+  EXPECT_EQ(c.replay.to_offset, 20);
+  EXPECT_TRUE(c.processing.drain_mode()) << "a replay ends once the topic is read";
+  EXPECT_EQ(c.processing.idle_timeout_seconds, 2);
+  EXPECT_TRUE(c.direct_assignment());
+  EXPECT_EQ(parse({"replay-dead-letters", "--idle_timeout_seconds=7"}).processing.idle_timeout_seconds, 7);
+  EXPECT_EQ(parse({"replay-dead-letters", "--replay_group_id=r"}).replay.group_id, "r");
+  EXPECT_EQ(parse({"replay-dead-letters"}, {{"KAFKA_DLQ_TOPIC", "letters"}}).kafka.dlq_topic, "letters");
+
+  EXPECT_NE(config_error({"--dry_run"}).find("unknown flag(s): --dry_run"), std::string::npos)
+      << "replay flags exist only with the command";
+  EXPECT_NE(config_error({"--kafka_topic=t", "replay-dead-letters"}).find("positional"), std::string::npos);
+  EXPECT_NE(config_error({"replay-dead-letters", "--since=yesterday"}).find("--since"), std::string::npos);
+  EXPECT_NE(config_error({"replay-dead-letters", "--from_offset=9", "--to_offset=3"}).find("--to_offset"),
+            std::string::npos);
+  EXPECT_NE(config_error({"replay-dead-letters", "--source_partition=-1"}).find("--source_partition"),
+            std::string::npos);
+  const CommandLine help = parse_command_line({"replay-dead-letters", "--help"}, {});
+  EXPECT_TRUE(help.help_requested);
+  EXPECT_NE(help.help_text.find("--dry_run"), std::string::npos);
+  EXPECT_EQ(parse_command_line({"--help"}, {}).help_text.find("--dry_run"), std::string::npos);
+}
+
 TEST(ParseCommandLine, AssignmentIsDirectInDrainModeUnlessAsked) {
   EXPECT_EQ(parse({}).kafka.assignment, "auto");
   EXPECT_FALSE(parse({}).direct_assignment());  // a service joins its group

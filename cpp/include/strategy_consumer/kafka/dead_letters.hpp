@@ -1,12 +1,14 @@
 #pragma once
 // Dead letters: a message the consumer will not store goes to the dead-letter topic, as JSON
 //   {original_message, error, timestamp, stage, reasons, source_topic, source_partition, source_offset,
-//    message_format}
+//    message_format, source_timestamp_ms}
 // with the source and the stage also as Kafka headers (dlq.source.topic, dlq.source.partition,
 // dlq.source.offset, dlq.stage, dlq.error). A value that is not UTF-8 is kept base64-encoded with
 // original_message_encoding "base64", as is every value read as protobuf. message_format says which format the
-// message was read as ("json" or "protobuf", --message_format; absent when unknown). The producer is idempotent with acks=all; flush() waits for every
-// letter to be acknowledged, and the pipeline calls it before committing past them.
+// message was read as ("json" or "protobuf", --message_format; absent when unknown); source_timestamp_ms is the
+// original message's Kafka timestamp (absent when it had none), so a replay orders re-discoveries as the main
+// path does (service/replay.hpp). The producer is idempotent with acks=all; flush() waits for every letter to be
+// acknowledged, and the pipeline calls it before committing past them.
 //
 // No message can stall the letters: the reasons are bounded (reason.hpp) and a letter is built within a byte
 // budget (the smaller of kMaxDeadLetterBytes and the producer's message.max.bytes less its headers), the
@@ -23,18 +25,12 @@
 #include <string_view>
 
 #include "strategy_consumer/model/config.hpp"
+#include "strategy_consumer/model/dead_letter.hpp"
 #include "strategy_consumer/model/strategy_record.hpp"
 #include "strategy_consumer/model/reason.hpp"
+#include "strategy_consumer/pipeline/dead_letter_sink.hpp"
 
 namespace strategy_consumer {
-
-struct DeadLetter {
-  std::string original_message;
-  std::string stage;  // decode, validate, rule:<name>, database
-  Reasons reasons;
-  SourcePosition source;
-  std::string message_format;  // "json" or "protobuf": what decoding tried; "" to leave it out
-};
 
 // Real brokers refuse records over message.max.bytes (1 MB by default): a letter stays below this.
 inline constexpr std::size_t kMaxDeadLetterBytes = 900 * 1024;
@@ -59,20 +55,20 @@ struct DeadLetterRefusal {
   std::string refusal;  // librdkafka's error text
 };
 
-class DlqProducer {
+class DlqProducer : public DeadLetterSink {
  public:
   // `on_refused` (optional) hears of every refused letter, on the thread that polls the producer.
   explicit DlqProducer(const KafkaConfig& config, std::function<void(const DeadLetterRefusal&)> on_refused = {});
-  ~DlqProducer();
+  ~DlqProducer() override;
   DlqProducer(const DlqProducer&) = delete;
   DlqProducer& operator=(const DlqProducer&) = delete;
 
   // Sends a letter (any thread); returns its number, in the order of sending.
-  std::uint64_t send(const DeadLetter& letter);
+  std::uint64_t send(const DeadLetter& letter) override;
   // Waits until every letter numbered up to `up_to` (default: all sent) is acknowledged, or refused for good
   // as above: letters sent later, for other batches, are not waited for. Throws KafkaError (retryable) when one
   // failed otherwise or the timeout passed; the failed letters are kept and sent again by the next flush.
-  void flush(std::chrono::milliseconds timeout, std::uint64_t up_to = UINT64_MAX);
+  void flush(std::chrono::milliseconds timeout, std::uint64_t up_to = UINT64_MAX) override;
   // Letters sent and not acknowledged yet.
   std::size_t pending() const;
   // The largest letter value this producer sends (the budget of encode_dead_letter without headers).

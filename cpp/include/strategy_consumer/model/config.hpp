@@ -87,11 +87,29 @@ struct ProcessingConfig {
   bool drain_mode() const { return idle_timeout_seconds > 0 || max_processing_time_seconds > 0; }
 };
 
+// The replay-dead-letters command (service/replay.hpp): which letters of the dead-letter topic to run through
+// today's decoding, validation and rules again. Every set filter narrows the selection.
+struct ReplayConfig {
+  bool enabled = false;  // the command was given
+  bool dry_run = false;  // --dry_run: each batch written and rolled back, no offset stored: only the report
+  std::string group_id;  // --replay_group_id: whose offsets of the dead-letter topic; "": <--kafka_group_id>-replay
+  std::vector<std::string> stages;     // --stage: the letter's stage; "rule" stands for every rule:<name>
+  std::vector<std::string> rule_ids;   // --rule: a rule id among the letter's reasons
+  std::vector<int> source_partitions;  // --source_partition: where the original was read
+  long long from_offset = -1;          // --from_offset / --to_offset: the original's offset, inclusive; -1: open
+  long long to_offset = -1;
+  std::string since;  // --since / --until: RFC 3339; letters written at or after / before; "": open
+  std::string until;
+
+  void validate() const;
+};
+
 struct Config {
   KafkaConfig kafka;
   PostgresConfig postgres;
   ProcessingConfig processing;
   HttpConfig http;          // --http_port (0: off), --http_host
+  ReplayConfig replay;      // `strategy-consumer replay-dead-letters ...`
   std::string log_format;   // --log_format json|text|auto; "" or auto: json unless stderr is a terminal
   bool migrate = true;  // --no_migrate: verify the schema instead of applying migrations
   int verbosity = 0;    // as absl's: 0 info, 1 debug, 2 and more trace; -1 warning, -2 error
@@ -105,6 +123,8 @@ struct Config {
   std::vector<std::string> secrets() const;
 };
 
+inline constexpr const char* kReplayCommand = "replay-dead-letters";
+
 using Environment = std::map<std::string, std::string>;
 Environment current_environment();
 
@@ -115,6 +135,8 @@ struct CommandLine {
 };
 
 // Parses flags (`--flag=value` and `--flag value`) over the environment over the defaults, then validates.
+// A first argument `replay-dead-letters` is the replay command: its own flags (ReplayConfig) besides all others,
+// and drain mode unless a time limit is given (--idle_timeout_seconds defaults to 2).
 // Throws ConfigError with a one-line message naming the flag or variable.
 CommandLine parse_command_line(const std::vector<std::string>& args, const Environment& env);
 

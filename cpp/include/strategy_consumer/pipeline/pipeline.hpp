@@ -2,9 +2,10 @@
 // The pipeline: Kafka source -> decode -> batch -> PostgreSQL sink (rows and offsets in one transaction)
 // -> offsets committed to Kafka; rejected messages -> dead-letter topic, flushed before their offsets commit.
 // Runs on the calling thread until stop() or, in drain mode, until idle or out of time.
-// It reads through a MessageSource and writes through BatchSinks (message_source.hpp, batch_sink.hpp): the
-// service gives it kafka/KafkaSource and postgres/PostgresSink (service/pipeline_parts.hpp), tests in-memory
-// doubles.
+// It reads through a MessageSource, writes through BatchSinks and sends what it refuses to a DeadLetterSink
+// (message_source.hpp, batch_sink.hpp, dead_letter_sink.hpp): the service gives it kafka/KafkaSource,
+// postgres/PostgresSink and kafka/DlqProducer (service/pipeline_parts.hpp), a replay of dead letters its own
+// source and letter counter (service/replay.hpp), tests in-memory doubles.
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -17,7 +18,9 @@ namespace strategy_consumer {
 
 class RuleEngine;  // rule_engine.hpp
 class BatchSink;
+class DeadLetterSink;
 class MessageSource;
+class PipelineObserver;  // metrics.hpp
 class RebalanceListener;
 
 // What the pipeline reads from and writes to.
@@ -26,6 +29,9 @@ struct PipelineParts {
   std::function<std::unique_ptr<BatchSink>()> make_sink;
   // Once, when run() has the schema ready; the listener hears of rebalances from inside poll() and close().
   std::function<std::unique_ptr<MessageSource>(RebalanceListener& listener)> make_source;
+  // Once, when run() has the schema ready: where what is not stored goes. The observer hears of letters
+  // refused for good (PipelineObserver::dead_letter_refused).
+  std::function<std::unique_ptr<DeadLetterSink>(PipelineObserver& observer)> make_dead_letters;
 };
 
 struct PipelineCounters {
@@ -39,8 +45,6 @@ struct PipelineCounters {
   std::atomic<std::uint64_t> fenced_batches{0};
   std::atomic<std::uint64_t> retries{0};
 };
-
-class PipelineObserver;  // metrics.hpp
 
 enum class ExitReason { stopped, idle, time_limit };
 

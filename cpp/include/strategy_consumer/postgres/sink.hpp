@@ -52,9 +52,14 @@ struct StrategyQuery {
   std::optional<std::int64_t> limit;
 };
 
+// commit: what write_batch writes commits. rollback (a dry run, service/replay.hpp): each batch is written in
+// full (the same statements, so PostgreSQL refuses what it would refuse) and rolled back; its offsets are
+// neither checked nor advanced.
+enum class WriteMode { commit, rollback };
+
 class PostgresSink : public BatchSink {
  public:
-  PostgresSink(PostgresConfig config, std::string group_id);
+  PostgresSink(PostgresConfig config, std::string group_id, WriteMode mode = WriteMode::commit);
   ~PostgresSink() override;
   PostgresSink(const PostgresSink&) = delete;
   PostgresSink& operator=(const PostgresSink&) = delete;
@@ -92,6 +97,7 @@ class PostgresSink : public BatchSink {
   struct Impl;
   PostgresConfig config_;
   std::string group_id_;
+  WriteMode mode_;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -5,11 +5,13 @@
 //
 // Underneath, run() starts the operations HTTP server (ops/http.hpp: /health, /ready, /metrics; when
 // --http_port is not 0) before the first connection, runs the pipeline (pipeline/pipeline.hpp) on the calling
-// thread, stops the server and logs one summary line. Logging (format, verbosity, redaction of the configured
+// thread, stops the server and logs one summary line. With config.replay.enabled the pipeline replays the
+// dead-letter topic instead (service/replay.hpp) and replay_report() tells what it found. Logging (format, verbosity, redaction of the configured
 // secrets) is configured when the Service is built. Signals are the caller's: it calls stop() and
 // request_reload() from a handler (both are async-signal-safe).
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "strategy_consumer/model/config.hpp"
@@ -64,6 +66,9 @@ class Service {
   const Config& config() const;
   // The port the HTTP server listens on while run() runs (0 before, after, or without a server).
   int http_port() const;
+  // For the replay-dead-letters command (config.replay.enabled; service/replay.hpp): what the replay found, as
+  // JSON; nullopt for the service itself.
+  std::optional<std::string> replay_report() const;
 
  private:
   struct Impl;
