@@ -19,6 +19,7 @@
 #include "strategy_consumer/pipeline/batch.hpp"
 #include "strategy_consumer/pipeline/batch_report.hpp"
 #include "strategy_consumer/pipeline/batch_sink.hpp"
+#include "strategy_consumer/pipeline/broker_outage.hpp"
 #include "strategy_consumer/pipeline/dead_letter_sink.hpp"
 #include "strategy_consumer/pipeline/memory_budget.hpp"
 #include "strategy_consumer/pipeline/message_source.hpp"
@@ -68,8 +69,7 @@ struct Pipeline::Impl : RebalanceListener {
   ExpectedOffsets expected;
   std::atomic<std::size_t> expected_partitions{0};  // expected.size(), for heartbeats from any thread
   std::shared_ptr<RuleEngine> rules;  // analyst rules, optional
-  std::optional<Clock::time_point> kafka_down_since;  // since when librdkafka's statistics show no broker up
-  std::optional<Retrier::Stall> kafka_outage;        // while no broker is reachable
+  BrokerOutage brokers;  // no Kafka broker up: stalled; a drain job gives up after the retrier's patience
   // The parts, released in shutdown()'s order, not in the order of declaration.
   std::unique_ptr<BatchSink> sink;  // the consumer thread's: schema and stored offsets
   std::unique_ptr<DeadLetterSink> dlq;
@@ -103,6 +103,8 @@ struct Pipeline::Impl : RebalanceListener {
                                 .format = parse_message_format(config.processing.message_format),
                                 .parameters_layout = parse_parameters_layout(config.processing.parameters_layout),
                                 .hash_scheme = parse_hash_scheme(config.processing.strategy_hash_scheme)}),
+        brokers(stalls, retrier.patience(), config.processing.drain_mode(),
+                [this] { observer->retrying("reach the Kafka brokers"); }),
         sink(parts.make_sink()) {
     batch_policy.max_messages = static_cast<std::size_t>(config.processing.batch_size);
     batch_policy.max_bytes = config.processing.max_batch_bytes;
@@ -190,34 +192,7 @@ struct Pipeline::Impl : RebalanceListener {
 
   void on_statistics(std::string_view json) override {
     observer->kafka_statistics(json);
-    const bool down = parse_kafka_statistics(json).brokers_up == 0;
-    if (!down) kafka_down_since.reset();
-    else if (!kafka_down_since) kafka_down_since = Clock::now();
-  }
-
-  void check_kafka_reachable(Clock::time_point now) {
-    if (!kafka_down_since) {
-      if (kafka_outage) {
-        kafka_outage.reset();
-        spdlog::info("a Kafka broker is reachable again");
-      }
-      return;
-    }
-    if (!kafka_outage) {
-      kafka_outage.emplace(stalls, "reach the Kafka brokers");
-      observer->retrying("reach the Kafka brokers");
-      spdlog::warn("no Kafka broker reachable; librdkafka keeps reconnecting");
-    }
-    // A drain job waits what the retries of --max_retries would wait, and at least one capped interval
-    // (librdkafka reconnects on its own meanwhile).
-    const auto down_for = now - *kafka_down_since;
-    if (config.processing.drain_mode() && down_for >= retrier.patience()) {
-      const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(down_for).count();
-      spdlog::error("no Kafka broker reachable for {} s, giving up (drain mode, --max_retries={}); the open "
-                    "batches ({} message(s)) are not committed",
-                    seconds, config.processing.max_retries, open_messages());
-      throw KafkaError("no Kafka broker reachable for " + std::to_string(seconds) + " s, gave up", false);
-    }
+    brokers.observed(parse_kafka_statistics(json).brokers_up > 0, Clock::now());
   }
 
   // After a fence: the stored offsets are the truth. Read them again and continue from there; if the
@@ -440,7 +415,7 @@ struct Pipeline::Impl : RebalanceListener {
       const bool caught_up = source->caught_up();
       const bool nothing_waiting = caught_up || source->queue_empty();
       const auto now = Clock::now();
-      check_kafka_reachable(now);
+      brokers.check(now, open_messages(), config.processing.max_retries);
       bool idle = true;
       for (auto& lane : lanes) {
         collect(*lane, /*wait=*/false);
