@@ -6,7 +6,9 @@
 //      when its stored offset is still the one this consumer expects (resumed from, or last wrote);
 //   2. the records go by COPY into a temporary staging table (ON COMMIT DELETE ROWS, created once per
 //      connection, emptied by every COMMIT);
-//   3. one INSERT ... SELECT ... ON CONFLICT (strategy_hash) DO UPDATE moves them into `strategies`;
+//   3. one INSERT ... SELECT ... ON CONFLICT (strategy_hash) DO UPDATE moves them into `strategies`; with the
+//      score history on (--score_history), the same statement appends every message it applied to
+//      `strategy_score_history` (history.hpp), so the history commits or rolls back with the rows;
 //   4. in a database the old TradeStream service created, its strategy_specs row for each new strategy name
 //      (strategy_specs.hpp).
 // So the rows and the offsets that produced them become visible together or not at all.
