@@ -36,6 +36,10 @@ void init_postgres(py::module_& m) {
       .def_readwrite("min_connections", &PostgresConfig::min_connections)
       .def_readwrite("max_connections", &PostgresConfig::max_connections)
       .def_readwrite("connect_timeout_seconds", &PostgresConfig::connect_timeout_seconds)
+      .def_readwrite("score_history", &PostgresConfig::score_history,
+                     R"doc(Append every applied discovery to strategy_score_history (the service's --score_history).)doc")
+      .def_readwrite("score_history_retention_days", &PostgresConfig::score_history_retention_days,
+                     R"doc(Drop history month partitions wholly older than this many days; 0 keeps them.)doc")
       .def("describe", &PostgresConfig::describe)
       .def("__repr__", [](const PostgresConfig& c) { return "<PostgresConfig " + c.describe() + ">"; });
 
@@ -98,5 +102,24 @@ void init_postgres(py::module_& m) {
           },
           py::arg("symbol") = py::none(), py::arg("strategy_type") = py::none(), py::arg("min_score") = py::none(),
           py::arg("active_only") = false, py::call_guard<py::gil_scoped_release>())
+      .def(
+          "score_history",
+          [](PostgresClient& self, std::optional<std::string> strategy_hash, std::optional<std::string> strategy_type,
+             std::optional<std::string> symbol, std::optional<std::int64_t> since_us,
+             std::optional<std::int64_t> until_us, std::optional<std::int64_t> limit) {
+            std::vector<ScoreHistoryEntry> found;
+            {
+              py::gil_scoped_release release;
+              found = self.score_history(
+                  ScoreHistoryQuery{std::move(strategy_hash), std::move(strategy_type), std::move(symbol), since_us,
+                                    until_us, limit});
+            }
+            py::list out;
+            for (const auto& row : found) out.append(to_python(row));
+            return out;
+          },
+          py::arg("strategy_hash") = py::none(), py::arg("strategy_type") = py::none(), py::arg("symbol") = py::none(),
+          py::arg("since_us") = py::none(), py::arg("until_us") = py::none(), py::arg("limit") = py::none(),
+          R"doc(Rows of strategy_score_history (oldest first) with their strategy's type and symbol, as dicts.)doc")
       .def("migrate", &PostgresClient::migrate, py::call_guard<py::gil_scoped_release>());
 }

@@ -79,4 +79,24 @@ py::dict to_python(const StoredStrategy& s) {
   return d;
 }
 
+py::dict to_python(const ScoreHistoryEntry& h) {
+  auto optional_time = [](const std::optional<std::int64_t>& t) { return t ? utc_datetime(*t) : py::none(); };
+  auto optional = [](const auto& v) { return v ? py::cast(*v) : py::object(py::none()); };
+  py::dict d;
+  d["strategy_hash"] = h.strategy_hash;
+  d["strategy_type"] = h.strategy_type.empty() ? py::object(py::none()) : py::str(h.strategy_type);
+  d["symbol"] = h.symbol.empty() ? py::object(py::none()) : py::str(h.symbol);
+  d["score"] = h.score;
+  d["performance_metrics"] = h.performance_metrics ? to_python(*h.performance_metrics) : py::object(py::none());
+  d["discovery_symbol"] = optional(h.discovery_symbol);
+  d["discovery_start_time"] = optional_time(h.discovery_start_us);
+  d["discovery_end_time"] = optional_time(h.discovery_end_us);
+  d["message_timestamp"] = optional_time(h.message_timestamp_us);
+  d["source_topic"] = optional(h.source_topic);
+  d["source_partition"] = optional(h.source_partition);
+  d["source_offset"] = optional(h.source_offset);
+  d["stored_at"] = utc_datetime(h.stored_at_us);
+  return d;
+}
+
 }  // namespace strategy_consumer::bindings

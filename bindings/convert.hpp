@@ -14,6 +14,8 @@ pybind11::object to_python(const nlohmann::json& value);
 pybind11::list to_python(const Reasons& reasons);
 // A row as a dict: uuid.UUID, timezone-aware UTC datetimes, floats, parsed JSON.
 pybind11::dict to_python(const StoredStrategy& row);
+// A score history row as a dict (the same conversions).
+pybind11::dict to_python(const ScoreHistoryEntry& row);
 pybind11::object utc_datetime(std::int64_t micros);
 // A decoded record as the row would hold it (parameters in the record's layout), plus message_format.
 pybind11::dict to_python(const StrategyRecord& record);

@@ -18,6 +18,9 @@ strategies, the rest new; a handful invalid) and measures, on the same messages:
             start (including joining the group) to the commit of its last batch. Also its steady state: the
             messages after its first committed batch over the time from that batch's log line to the last commit
             (consumer_after_first_row).
+  history   the consumer's drain again, with --score_history=false and =true alternately (twice each, once with
+            --quick), each into an empty database: the score history's cost in the steady state (history_on_over_off;
+            the consumer figure above drains with it off, as the limit writes no history).
   original  benchmarks/original_design.py, the design of the Python service this replaces, on the same topic
             with its own group: process start to its last commit.
   CPU path  strategy-bench-tool cpu: decode + validate + hash + encode on one thread, messages per CPU second.

@@ -11,7 +11,9 @@ that frame (and of the strategy catalog), so scripts and tests can use them with
 
 Plots are left to the caller; :func:`axis_label` gives each column's label with its unit.
 
-Trying analyst rules on these frames is :mod:`strategy_consumer.rule_authoring`.
+Trying analyst rules on these frames is :mod:`strategy_consumer.rule_authoring`. The score history (every applied
+discovery, not only the latest) is read by :func:`load_score_history`, :func:`score_over_time` and
+:func:`score_drift` (from :mod:`strategy_consumer.score_history`).
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ import pandas as pd
 
 from .errors import ConfigError
 from .postgres_client import PostgresClient
+from .score_history import HISTORY_COLUMNS, frame_from_history, load_score_history, score_drift, score_over_time
 from .strategy_inspector import StrategyInspector
 
 __all__ = [
+    "HISTORY_COLUMNS",
     "METRIC_PAIRS",
     "OUTLIER_KINDS",
     "PARAMETER_PREFIX",
@@ -39,7 +43,9 @@ __all__ = [
     "counts_by_symbol_and_type",
     "discoveries_over_time",
     "flag_outliers",
+    "frame_from_history",
     "frame_from_rows",
+    "load_score_history",
     "load_strategies",
     "metric_pairs",
     "most_common_type",
@@ -48,6 +54,8 @@ __all__ = [
     "parameter_landscape",
     "parameter_ranges",
     "score_distribution",
+    "score_drift",
+    "score_over_time",
     "score_samples",
     "top_per_symbol",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Optional, Union
 
 from . import _core
@@ -27,13 +28,23 @@ def to_dataframe(rows: Iterable[dict]):
     return pd.DataFrame(list(rows))
 
 
+def _micros(t: Optional[datetime]) -> Optional[int]:
+    if t is None:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    delta = t - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
 class PostgresClient:
     """A thread-safe pool of connections to the strategies database.
 
     ``PostgresClient(host=..., port=..., database=..., user=..., password=...)``, or a libpq connection string /
     URI (``PostgresClient("postgresql://user@host:5432/tradestream")``), or a dict of those keywords. Calls
     release the GIL while they wait for the database. The schema migrations are applied before the first use
-    unless ``migrate=False``.
+    unless ``migrate=False``. ``score_history=False`` keeps :meth:`bulk_insert_strategies` from appending to the
+    score history (on by default, as in the service).
     """
 
     def __init__(self, dsn: Union[str, Mapping[str, Any], None] = None, *, host: Optional[str] = None,
@@ -42,7 +53,7 @@ class PostgresClient:
                  max_connections: Optional[int] = None, username: Optional[str] = None,
                  catalog: Optional[str] = None, allow_unknown_strategy_types: bool = False, migrate: bool = True,
                  message_format: str = "auto", parameters_layout: str = "named",
-                 strategy_hash_scheme: str = "canonical"):
+                 strategy_hash_scheme: str = "canonical", score_history: Optional[bool] = None):
         keywords = dict(host=host, port=port, database=database, user=user or username, password=password,
                         min_connections=min_connections, max_connections=max_connections)
         if isinstance(dsn, Mapping):
@@ -57,6 +68,8 @@ class PostgresClient:
         for key, value in keywords.items():
             if value is not None:
                 setattr(config, key, int(value) if key in ("port", "min_connections", "max_connections") else value)
+        if score_history is not None:
+            config.score_history = bool(score_history)
         self.config = config
         self._core = _core.PostgresClient(config, str(catalog or ""), allow_unknown_strategy_types, migrate,
                                           message_format, parameters_layout, strategy_hash_scheme)
@@ -98,6 +111,22 @@ class PostgresClient:
     def get_strategy_count(self) -> int:
         """All stored strategies (the original service's name for count_strategies())."""
         return self.count_strategies()
+
+    def get_score_history(self, strategy_hash: Optional[str] = None, *, strategy_type: Optional[str] = None,
+                          symbol: Optional[str] = None, since: Optional[datetime] = None,
+                          until: Optional[datetime] = None, limit: Optional[int] = None) -> list[dict]:
+        """Rows of the score history (table ``strategy_score_history``), oldest first: one per applied discovery.
+
+        Each dict has ``strategy_hash``, its strategy's ``strategy_type`` and ``symbol``, the message's own
+        ``score``, ``performance_metrics``, ``discovery_symbol``, ``discovery_start_time``, ``discovery_end_time``
+        and Kafka ``message_timestamp`` (None where the message had none), where it was read (``source_topic``,
+        ``source_partition``, ``source_offset``; None for strategies stored by :meth:`bulk_insert_strategies`)
+        and ``stored_at`` (the time of its batch's transaction). Every argument narrows the rows; ``since`` and
+        ``until`` bound ``stored_at`` (``since <= stored_at < until``; a naive datetime is taken as UTC), so only
+        the month partitions in that range are read.
+        """
+        return self._core.score_history(strategy_hash=strategy_hash, strategy_type=strategy_type, symbol=symbol,
+                                        since_us=_micros(since), until_us=_micros(until), limit=limit)
 
     def migrate(self) -> None:
         """Applies the schema migrations (idempotent)."""

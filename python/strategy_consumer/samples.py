@@ -110,16 +110,25 @@ def sample_strategy(rng: random.Random, catalog: dict[str, CatalogType], symbol:
 
 def sample_stream(n: int, seed: int = 7, rediscover_ratio: float = 0.1,
                   catalog: Optional[dict[str, CatalogType]] = None) -> Iterator[dict]:
-    """n valid messages; about ``rediscover_ratio`` of them re-send an earlier strategy with a new score."""
+    """n valid messages; about ``rediscover_ratio`` of them re-send an earlier strategy with a new score, metrics
+    and a later discovery window."""
     rng = random.Random(seed)
     catalog = catalog or load_catalog()
     earlier: list[dict] = []
+    rediscoveries = 0
     for _ in range(n):
         if earlier and rng.random() < rediscover_ratio:
             again = dict(rng.choice(earlier))
             metrics = _metrics(rng)
             again["performance_metrics"] = metrics
             again["current_score"] = round(metrics["sharpe_ratio"] * 0.6 + metrics["win_rate"] * 0.4, 6)
+            # A later discovery run: its window moved on by 3 to 30 days (no draw from rng, so a seed's other
+            # strategies stay what they were).
+            rediscoveries += 1
+            shift = timedelta(days=3 + rediscoveries % 28)
+            for key in ("discovery_start_time", "discovery_end_time"):
+                moved = datetime.strptime(again[key], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc) + shift
+                again[key] = _iso(moved)
             yield again
             continue
         s = sample_strategy(rng, catalog)

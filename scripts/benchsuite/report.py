@@ -58,6 +58,8 @@ def compute_figures(d: dict) -> dict:
                                                       / d["ceiling"]["messages_per_second"])
     if "original" in d and "limit" in d:
         f["limit_over_original"] = d["limit"]["messages_per_second"] / d["original"]["messages_per_second"]
+    if "history" in d:
+        f["history_on_over_off"] = d["history"]["on_messages_per_second"] / d["history"]["off_messages_per_second"]
     if "original" in d and "consumer" in d:
         f["consumer_over_original"] = d["consumer"]["messages_per_second"] / d["original"]["messages_per_second"]
     if "cpu" in d:
@@ -117,6 +119,12 @@ def print_table(result: dict) -> None:
                      *target("consumer_after_first_row_over_limit", ">= 1.2")))
     if "consumer_after_first_row_over_ceiling" in f:
         rows.append(("  after first commit / ceiling", f"{f['consumer_after_first_row_over_ceiling']:.2f}", "", ""))
+    if "history" in d:
+        x = d["history"]
+        rows.append(("score history: consumer after first commit, off / on",
+                     f"{rate(x['off_messages_per_second'])} / {rate(x['on_messages_per_second'])}: costs "
+                     f"{100 * x['cost']:.1f}% ({x['history_rows']:,} history rows; whole run "
+                     f"{100 * x['whole_run_cost']:.1f}%)", "", ""))
     if "original" in d:
         rows.append(("original design (Python)", f"{rate(f['original_messages_per_second'])} "
                      f"({f['original_seconds']:.1f} s)", "", ""))
@@ -176,6 +184,15 @@ def build_result(args, phases: set, started: datetime, load_start: tuple, settin
                  partitions: int, latency_partitions: int) -> dict:
     """The run's JSON result (the figures, their verdicts and every phase's details, d); raises when a phase stored
     other strategies than the consumer's rows hold."""
+    for name, run in (d.get("history") or {}).get("runs", {}).items():
+        for r in run:
+            if r["stored"] != rows["distinct_strategies"]:
+                raise RuntimeError(f"history {name} stored {r['stored']} strategies, expected "
+                                   f"{rows['distinct_strategies']}")
+    if "history" in d and (d["history"]["history_rows_off"] != 0
+                           or d["history"]["history_rows"] < rows["distinct_strategies"]):
+        raise RuntimeError(f"history rows: {d['history']['history_rows_off']} with it off, "
+                           f"{d['history']['history_rows']} with it on")
     for phase in ("limit", "ceiling", "consumer", "original"):
         if phase in d and d[phase]["stored"] != rows["distinct_strategies"]:
             raise RuntimeError(f"{phase} stored {d[phase]['stored']} strategies, expected "

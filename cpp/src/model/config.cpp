@@ -154,6 +154,8 @@ void Config::validate() const {
   require(postgres.min_connections >= 1, "--postgres_min_connections: must be at least 1");
   require(postgres.statement_timeout_seconds >= 0, "--statement_timeout_seconds: must not be negative");
   require(postgres.lock_timeout_seconds >= 0, "--lock_timeout_seconds: must not be negative");
+  require(postgres.score_history_retention_days >= 0 && postgres.score_history_retention_days <= 365000,
+          "--score_history_retention_days: must be between 0 (keep forever) and 365000");
   require(postgres.max_connections >= postgres.min_connections,
           "--postgres_max_connections: must be at least --postgres_min_connections");
   require(verbosity >= -3 && verbosity <= 3, "--verbosity: must be between -3 and 3");
@@ -250,6 +252,16 @@ CommandLine parse_command_line(const std::vector<std::string>& given, const Envi
   app.add_option("--lock_timeout_seconds", c.postgres.lock_timeout_seconds,
                  "lock_timeout of the service's sessions: the longest wait for a lock, then the write is retried "
                  "(0: the server's setting)")->group(pg);
+  env_name(app.add_option("--score_history", c.postgres.score_history,
+                          "Append every applied discovery (score, metrics, window, source offset) to "
+                          "strategy_score_history in the batch's transaction: true or false (README: its cost)")
+               ->group(pg),
+           "SCORE_HISTORY");
+  env_name(app.add_option("--score_history_retention_days", c.postgres.score_history_retention_days,
+                          "Drop the score history's month partitions once they are wholly older than this many days "
+                          "(0: keep forever)")
+               ->group(pg),
+           "SCORE_HISTORY_RETENTION_DAYS");
   bool no_migrate = false;
   app.add_flag("--no_migrate", no_migrate, "Verify the schema instead of applying migrations")->group(pg);
 

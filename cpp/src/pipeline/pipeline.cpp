@@ -313,6 +313,7 @@ struct Pipeline::Impl : RebalanceListener {
     // Letters first: an offset is never committed before the dead letter of its message is acknowledged.
     retrying("deliver dead letters", [&] { flush_letters(work.letters); });
     const auto records = row_records(work.rows, entries);
+    const auto messages = row_messages(work.rows, entries);  // the score history's
     // A refused row: every message folded into it is dead-lettered, none is lost.
     auto on_rejected = [&](const std::vector<RowRejection>& rejected) {
       for (const auto& r : rejected) {
@@ -329,7 +330,7 @@ struct Pipeline::Impl : RebalanceListener {
     work.result = retrying("write batch", [&] {
       const auto write_started = Clock::now();
       StallTracker::Write in_flight(stalls, lane.index());  // aged: past --write_stall_seconds it is hung
-      auto written = lane.sink().write_batch(records, work.offsets, on_rejected);
+      auto written = lane.sink().write_batch(records, work.offsets, on_rejected, messages);
       observer->database_write(std::chrono::duration<double>(Clock::now() - write_started).count());
       return written;
     });

@@ -27,4 +27,13 @@ std::vector<const StrategyRecord*> row_records(const std::vector<FoldedRow>& row
   return records;
 }
 
+std::vector<RowMessage> row_messages(const std::vector<FoldedRow>& rows, const std::vector<BatchEntry>& entries) {
+  std::vector<RowMessage> messages;
+  messages.reserve(entries.size());
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    for (const auto member : rows[r].members) messages.push_back({r, &entries[member].record, &entries[member].source});
+  }
+  return messages;
+}
+
 }  // namespace strategy_consumer

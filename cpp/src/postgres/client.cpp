@@ -85,9 +85,13 @@ BulkInsertResult PostgresClient::bulk_insert(const std::vector<std::string>& mes
     ensure_schema();
     const auto rows = fold_by_hash(entries);
     std::vector<const StrategyRecord*> records;
-    for (const auto& row : rows) records.push_back(&row.record(entries));
+    std::vector<RowMessage> history;  // each input its own history row (no Kafka position)
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+      records.push_back(&rows[r].record(entries));
+      for (const auto member : rows[r].members) history.push_back({r, &entries[member].record, nullptr});
+    }
     Lease lease(*this);
-    WriteResult written = lease->write_batch(records, {});
+    WriteResult written = lease->write_batch(records, {}, {}, history);
     result.inserted = written.inserted;
     result.updated = written.updated;
     // A refused row: every strategy folded into it failed, with the row's reason.
@@ -129,6 +133,12 @@ std::int64_t PostgresClient::count(const StrategyQuery& query) {
   ensure_schema();
   Lease lease(*this);
   return lease->count_strategies(query);
+}
+
+std::vector<ScoreHistoryEntry> PostgresClient::score_history(const ScoreHistoryQuery& query) {
+  ensure_schema();
+  Lease lease(*this);
+  return lease->score_history(query);
 }
 
 PostgresConfig postgres_config_from_dsn(const std::string& dsn) {

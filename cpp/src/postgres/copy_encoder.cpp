@@ -92,4 +92,19 @@ void encode_copy_row(std::string& out, const StrategyRecord& r) {
   append_optional(out, r.message_timestamp_ms, [&](std::int64_t ms) { append_timestamp_us(out, ms * 1000); });
 }
 
+void encode_history_fields(std::string& out, const SourcePosition* source, bool is_row, bool in_history) {
+  if (source && source->partition >= 0) {
+    out += '\t';
+    append_copy_field(out, source->topic);
+    out += '\t';
+    out += std::to_string(source->partition);
+    out += '\t';
+    out += std::to_string(source->offset);
+  } else {
+    out += "\t\\N\t\\N\t\\N";
+  }
+  out += is_row ? "\tt" : "\tf";
+  out += in_history ? "\tt" : "\tf";
+}
+
 }  // namespace strategy_consumer

@@ -63,6 +63,23 @@ const std::vector<Migration>& migrations() {
        " PRIMARY KEY (group_id, topic, kafka_partition))"},
       {4, "the Kafka timestamp of the message a row holds: re-discoveries apply in timestamp order",
        "ALTER TABLE strategies ADD COLUMN IF NOT EXISTS message_timestamp TIMESTAMP"},
+      // Month partitions are created by postgres/history.cpp (they depend on the date); DEFAULT is the safety net.
+      {5, "score history: every applied discovery, partitioned by month of stored_at",
+       "CREATE TABLE IF NOT EXISTS strategy_score_history ("
+       " strategy_hash VARCHAR NOT NULL,"
+       " score DOUBLE PRECISION NOT NULL,"
+       " performance_metrics JSONB,"
+       " discovery_symbol VARCHAR,"
+       " discovery_start_time TIMESTAMP,"
+       " discovery_end_time TIMESTAMP,"
+       " message_timestamp TIMESTAMP,"
+       " source_topic TEXT,"
+       " source_partition INTEGER,"
+       " source_offset BIGINT,"
+       " stored_at TIMESTAMP NOT NULL DEFAULT NOW()"
+       ") PARTITION BY RANGE (stored_at);"
+       "CREATE INDEX IF NOT EXISTS idx_strategy_score_history_hash ON strategy_score_history (strategy_hash, stored_at);"
+       "CREATE TABLE IF NOT EXISTS strategy_score_history_default PARTITION OF strategy_score_history DEFAULT"},
   };
   return kMigrations;
 }

@@ -12,7 +12,9 @@
 
 #include "strategy_consumer/postgres/copy_encoder.hpp"
 #include "strategy_consumer/model/errors.hpp"
+#include "strategy_consumer/postgres/history.hpp"
 #include "strategy_consumer/postgres/migrations.hpp"
+#include "strategy_consumer/model/timestamp.hpp"
 #include "strategy_consumer/postgres/strategy_specs.hpp"
 #include "strategy_consumer/postgres/session.hpp"
 #include "strategy_consumer/postgres/statements.hpp"
@@ -31,10 +33,10 @@ std::string quote_conninfo(const std::string& v) {
 
 constexpr std::size_t kCopyChunkBytes = 256 * 1024;
 
-// kCopyColumns as the names pqxx::tablewriter takes.
-std::vector<std::string> copy_column_names() {
+// kCopyColumns (or kHistoryCopyColumns) as the names pqxx::tablewriter takes.
+std::vector<std::string> copy_column_names(std::string_view columns) {
   std::vector<std::string> out;
-  std::string_view rest = statements::kCopyColumns;
+  std::string_view rest = columns;
   while (!rest.empty()) {
     const auto comma = rest.find(", ");
     out.emplace_back(rest.substr(0, comma));
@@ -113,6 +115,36 @@ std::string PostgresConfig::describe() const {
   return user + "@" + host + ":" + std::to_string(port) + "/" + database;
 }
 
+// What the score history stages for one row besides the row itself (history.hpp): whether the row's own line is
+// a history message (a row of one message, or a record of unknown origin) and where it was read; for a row folded
+// from several messages, each message the fold applied, with its own values and source.
+struct RowHistory {
+  bool row_in_history = false;
+  const SourcePosition* row_source = nullptr;
+  std::vector<const RowMessage*> messages;
+};
+
+std::vector<RowHistory> plan_history(std::size_t rows, const std::vector<RowMessage>& messages) {
+  std::vector<RowHistory> plan(rows);
+  if (messages.empty()) {
+    for (auto& r : plan) r.row_in_history = true;
+    return plan;
+  }
+  const std::vector<bool> applied = applied_in_fold(messages);
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    if (messages[i].row < rows && applied[i]) plan[messages[i].row].messages.push_back(&messages[i]);
+  }
+  for (auto& r : plan) {
+    if (r.messages.size() != 1 || r.messages.front()->record == nullptr) continue;
+    r.row_in_history = true;  // the row is the message itself: one line
+    r.row_source = r.messages.front()->source;
+    r.messages.clear();
+  }
+  return plan;
+}
+
+constexpr std::int64_t kRetentionIntervalUs = 3600LL * 1000000;
+
 struct PostgresSink::Impl {
   std::unique_ptr<pqxx::connection> conn;
   explicit Impl(const std::string& database) : specs(database) {}
@@ -127,6 +159,22 @@ struct PostgresSink::Impl {
   // cleared under the mutex, so interrupt() never shuts down a descriptor the system has handed to another file.
   std::mutex socket_mutex;
   int socket = -1;
+  // Score history upkeep (history.hpp): the month whose partitions this sink has made sure of, and when
+  // retention runs next.
+  std::optional<HistoryMonth> partitions_month;
+  std::int64_t retention_due_us = 0;
+
+  void maintain_history(const PostgresConfig& config) {
+    const std::int64_t now = now_us();
+    if (config.score_history) {
+      const HistoryMonth month = month_of_us(now);
+      if (partitions_month != month && ensure_history_partitions(*conn, now)) partitions_month = month;
+    }
+    if (config.score_history_retention_days > 0 && now >= retention_due_us) {
+      drop_expired_history(*conn, now, config.score_history_retention_days);
+      retention_due_us = now + kRetentionIntervalUs;
+    }
+  }
 
   void connected(std::unique_ptr<pqxx::connection> c) {
     std::lock_guard lock(socket_mutex);
@@ -165,21 +213,35 @@ struct PostgresSink::Impl {
 
   // COPYs the rows of `indices` into the staging table and upserts them. `clear_first`: rows an earlier range
   // of this transaction staged are still there (they go at COMMIT), so they are deleted first.
+  // `history`: empty with the score history off, else one entry per record (plan_history).
   void copy_and_upsert(pqxx::transaction_base& txn, const std::vector<const StrategyRecord*>& records,
-                       const std::vector<std::size_t>& indices, WriteResult& result, bool clear_first) {
+                       const std::vector<std::size_t>& indices, WriteResult& result, bool clear_first,
+                       const std::vector<RowHistory>& history) {
     if (clear_first) txn.exec(std::string(statements::kClearStaging));
+    const bool with_history = !history.empty();
     {
       // tablewriter, not stream_to: in libpqxx 6.4 only tablewriter takes lines we encoded ourselves
       // (copy_encoder.hpp), and it takes many at once: the batch goes out in few large CopyData messages.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-      static const std::vector<std::string> kColumns = copy_column_names();
-      pqxx::tablewriter writer(txn, std::string(statements::kStagingTable), kColumns.begin(), kColumns.end());
+      static const std::vector<std::string> kColumns = copy_column_names(statements::kCopyColumns);
+      static const std::vector<std::string> kHistoryColumns = copy_column_names(statements::kHistoryCopyColumns);
+      const auto& columns = with_history ? kHistoryColumns : kColumns;
+      pqxx::tablewriter writer(txn, std::string(statements::kStagingTable), columns.begin(), columns.end());
 #pragma GCC diagnostic pop
       std::string chunk;
       for (std::size_t n = 0; n < indices.size(); ++n) {
         if (!chunk.empty()) chunk += '\n';
         encode_copy_row(chunk, *records[indices[n]]);
+        if (with_history) {
+          const RowHistory& h = history[indices[n]];
+          encode_history_fields(chunk, h.row_source, true, h.row_in_history);
+          for (const RowMessage* m : h.messages) {
+            chunk += '\n';
+            encode_copy_row(chunk, *m->record);
+            encode_history_fields(chunk, m->source, false, true);
+          }
+        }
         if (chunk.size() >= kCopyChunkBytes) {
           writer.write_raw_line(chunk);  // the writer ends it with a newline
           chunk.clear();
@@ -188,9 +250,10 @@ struct PostgresSink::Impl {
       if (!chunk.empty()) writer.write_raw_line(chunk);
       writer.complete();
     }
-    auto counts = txn.exec(std::string(statements::kUpsert));
+    auto counts = txn.exec(std::string(with_history ? statements::kUpsertWithHistory : statements::kUpsert));
     const auto inserted = counts[0][0].as<std::size_t>();
     const auto applied = counts[0][1].as<std::size_t>();
+    if (with_history) result.history += counts[0][2].as<std::size_t>();
     result.inserted += inserted;
     result.updated += applied - inserted;
     result.outdated += indices.size() - applied;
@@ -205,12 +268,13 @@ struct PostgresSink::Impl {
   // Writes the rows of `indices` in a savepoint; refused rows are found by bisection. Every range after the
   // transaction's first clears the staging table first (`staged`: whether a range has staged rows before).
   void write_range(pqxx::dbtransaction& txn, const std::vector<const StrategyRecord*>& records,
-                   const std::vector<std::size_t>& indices, WriteResult& result, bool& staged) {
+                   const std::vector<std::size_t>& indices, WriteResult& result, bool& staged,
+                   const std::vector<RowHistory>& history) {
     if (indices.empty()) return;
     ++result.row_statements;
     try {
       pqxx::subtransaction sub(txn, "rows");
-      copy_and_upsert(sub, records, indices, result, staged);
+      copy_and_upsert(sub, records, indices, result, staged, history);
       sub.commit();
       staged = true;
       return;
@@ -221,14 +285,15 @@ struct PostgresSink::Impl {
         return;
       }
     }
-    bisect(txn, records, indices, result, staged);
+    bisect(txn, records, indices, result, staged, history);
   }
 
   void bisect(pqxx::dbtransaction& txn, const std::vector<const StrategyRecord*>& records,
-              const std::vector<std::size_t>& indices, WriteResult& result, bool& staged) {
+              const std::vector<std::size_t>& indices, WriteResult& result, bool& staged,
+              const std::vector<RowHistory>& history) {
     const auto mid = indices.begin() + static_cast<std::ptrdiff_t>(indices.size() / 2);
-    write_range(txn, records, {indices.begin(), mid}, result, staged);
-    write_range(txn, records, {mid, indices.end()}, result, staged);
+    write_range(txn, records, {indices.begin(), mid}, result, staged, history);
+    write_range(txn, records, {mid, indices.end()}, result, staged, history);
   }
 };
 
@@ -294,6 +359,7 @@ void PostgresSink::prepare_schema(bool apply) {
   try {
     if (apply) apply_migrations(*impl_->conn);
     else verify_migrations(*impl_->conn);
+    impl_->maintain_history(config_);
   } catch (...) {
     impl_->rethrow("schema migration");
   }
@@ -327,7 +393,8 @@ bool same_offsets(const std::vector<PartitionOffset>& a, const std::vector<Parti
 
 WriteResult PostgresSink::write_batch(const std::vector<const StrategyRecord*>& records,
                                       const std::vector<PartitionOffset>& offsets,
-                                      const BeforeCommit& before_commit) {
+                                      const BeforeCommit& before_commit,
+                                      const std::vector<RowMessage>& messages) {
   ensure_connected();
   std::optional<bool> in_doubt_committed;
   if (impl_->in_doubt && same_offsets(impl_->in_doubt->offsets, offsets)) {
@@ -356,6 +423,13 @@ WriteResult PostgresSink::write_batch(const std::vector<const StrategyRecord*>& 
     if (at_expected == offsets.size()) in_doubt_committed = false;
   }
   impl_->in_doubt.reset();
+  try {
+    impl_->maintain_history(config_);  // between batches: a new month's partitions, retention once an hour
+  } catch (...) {
+    impl_->rethrow("score history upkeep");
+  }
+  const std::vector<RowHistory> history =
+      config_.score_history ? plan_history(records.size(), messages) : std::vector<RowHistory>{};
   std::vector<std::size_t> all(records.size());
   for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
   // The first attempt writes every row in the transaction itself, without a savepoint (the common case: no row
@@ -391,7 +465,7 @@ WriteResult PostgresSink::write_batch(const std::vector<const StrategyRecord*>& 
         if (!all.empty()) {
           ++result.row_statements;
           try {
-            impl_->copy_and_upsert(txn, records, all, result, false);
+            impl_->copy_and_upsert(txn, records, all, result, false, history);
           } catch (const pqxx::sql_error& e) {
             if (!is_row_error(e.sqlstate())) throw;
             refused_whole.emplace(e);
@@ -404,7 +478,7 @@ WriteResult PostgresSink::write_batch(const std::vector<const StrategyRecord*>& 
           Impl::reject(*refused_whole, 0, result);
         } else {
           bool staged = false;
-          impl_->bisect(txn, records, all, result, staged);
+          impl_->bisect(txn, records, all, result, staged, history);
         }
       }
       std::vector<std::size_t> refused;
@@ -480,6 +554,56 @@ std::int64_t PostgresSink::count_strategies(const StrategyQuery& q) {
   } catch (...) {
     impl_->rethrow("count strategies");
   }
+}
+
+std::vector<ScoreHistoryEntry> PostgresSink::score_history(const ScoreHistoryQuery& q) {
+  ensure_connected();
+  std::vector<ScoreHistoryEntry> out;
+  auto us = [](const char* column) {
+    return std::string("(extract(epoch FROM ") + column + ") * 1000000)::bigint";
+  };
+  try {
+    pqxx::read_transaction txn(*impl_->conn, "score_history");
+    const std::string sql =
+        "SELECT h.strategy_hash, s.strategy_type, s.symbol, h.score, h.performance_metrics::text,"
+        " h.discovery_symbol, " + us("h.discovery_start_time") + ", " + us("h.discovery_end_time") + ", " +
+        us("h.message_timestamp") + ", h.source_topic, h.source_partition, h.source_offset, " + us("h.stored_at") +
+        " FROM strategy_score_history h LEFT JOIN strategies s ON s.strategy_hash = h.strategy_hash"
+        " WHERE ($1::text IS NULL OR h.strategy_hash = $1)"
+        " AND ($2::text IS NULL OR s.strategy_type = $2)"
+        " AND ($3::text IS NULL OR s.symbol = $3)"
+        " AND ($4::timestamp IS NULL OR h.stored_at >= $4::timestamp)"
+        " AND ($5::timestamp IS NULL OR h.stored_at < $5::timestamp)"
+        " ORDER BY h.stored_at, h.message_timestamp, h.source_topic, h.source_partition, h.source_offset" +
+        (q.limit ? " LIMIT " + std::to_string(std::max<std::int64_t>(*q.limit, 0)) : "");
+    const auto text = [](const std::optional<std::int64_t>& v) {
+      return v ? std::optional<std::string>(format_timestamp_us(*v)) : std::nullopt;
+    };
+    const auto since = text(q.since_us), until = text(q.until_us);
+    auto rows = txn.exec_params(sql, or_null(q.strategy_hash), or_null(q.strategy_type), or_null(q.symbol),
+                                or_null(since), or_null(until));
+    out.reserve(rows.size());
+    for (const auto& row : rows) {
+      ScoreHistoryEntry e;
+      e.strategy_hash = row[0].as<std::string>();
+      if (!row[1].is_null()) e.strategy_type = row[1].as<std::string>();
+      if (!row[2].is_null()) e.symbol = row[2].as<std::string>();
+      e.score = row[3].as<double>();
+      if (!row[4].is_null()) e.performance_metrics = nlohmann::json::parse(row[4].as<std::string>());
+      if (!row[5].is_null()) e.discovery_symbol = row[5].as<std::string>();
+      if (!row[6].is_null()) e.discovery_start_us = row[6].as<std::int64_t>();
+      if (!row[7].is_null()) e.discovery_end_us = row[7].as<std::int64_t>();
+      if (!row[8].is_null()) e.message_timestamp_us = row[8].as<std::int64_t>();
+      if (!row[9].is_null()) e.source_topic = row[9].as<std::string>();
+      if (!row[10].is_null()) e.source_partition = row[10].as<std::int32_t>();
+      if (!row[11].is_null()) e.source_offset = row[11].as<std::int64_t>();
+      e.stored_at_us = row[12].as<std::int64_t>();
+      out.push_back(std::move(e));
+    }
+  } catch (...) {
+    impl_->rethrow("read score history");
+  }
+  return out;
 }
 
 }  // namespace strategy_consumer

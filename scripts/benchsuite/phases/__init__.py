@@ -11,12 +11,13 @@ from ..services import DLQ, log, pg_settings
 from ..workload import TOPIC, bench_messages, check_topic_complete, fill_topic, partitions_for, write_message_file
 from .cpu import phase_cpu
 from .drain import phase_consumer, phase_original
+from .history import phase_history
 from .latency import SHORT_FETCH_WAIT_MS, phase_latency
 from .limit import phase_ceiling, phase_limit, phase_rows
 from .memory import phase_large, phase_memory
 from .network import NETWORK_RTTS_MS, phase_network
 
-PHASES = ("limit", "ceiling", "consumer", "original", "cpu", "latency", "memory", "large", "network")
+PHASES = ("limit", "ceiling", "consumer", "history", "original", "cpu", "latency", "memory", "large", "network")
 
 
 def run_phases(args, phases: set, work: Path, d: dict, n: int, memory_n: int, latency_seconds: float,
@@ -43,15 +44,23 @@ def run_phases(args, phases: set, work: Path, d: dict, n: int, memory_n: int, la
         if "ceiling" in phases:
             log("ceiling: psql \\copy of each strategy's first row straight into strategies")
             d["ceiling"] = phase_ceiling(pg, tool, rows, work, n)
-        if phases & {"consumer", "original", "latency"}:
+        if phases & {"consumer", "original", "latency", "history"}:
             with DevBroker(topics={TOPIC: partitions, DLQ: 1}) as kafka:
-                if phases & {"consumer", "original"}:
+                if phases & {"consumer", "original", "history"}:
                     log(f"producing {n:,} messages to {partitions} partitions")
                     fill_topic(kafka.bootstrap, TOPIC, partitions, messages)
                     check_topic_complete(kafka.bootstrap, TOPIC, partitions, n)
                 if "consumer" in phases:
                     log("strategy-consumer draining the topic")
-                    d["consumer"] = phase_consumer(pg, kafka, tool, work, n, args.batch_size, partitions)
+                    # Without the score history, as the limit runs the upsert without it: the history phase
+                    # measures what it costs.
+                    d["consumer"] = phase_consumer(pg, kafka, tool, work, n, args.batch_size, partitions,
+                                                   extra_args=("--score_history=false",))
+                if "history" in phases:
+                    pairs = 1 if args.quick else 2
+                    log(f"score history: strategy-consumer draining the topic with --score_history off and on, "
+                        f"{pairs} time(s) each, alternately")
+                    d["history"] = phase_history(pg, kafka, tool, work, n, args.batch_size, partitions, pairs)
                 if "original" in phases:
                     log("the original design (one upsert per message, a transaction per 100) on the same topic")
                     d["original"] = phase_original(pg, kafka, tool, n)

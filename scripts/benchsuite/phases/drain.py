@@ -18,12 +18,12 @@ from ..workload import TOPIC
 
 
 def phase_consumer(pg: PostgresServer, kafka: DevBroker, tool: str, work: Path, messages: int, batch_size: int,
-                   partitions: int) -> dict:
-    db = Database(pg, "bench_consumer", tool)
+                   partitions: int, name: str = "consumer", extra_args: tuple = ()) -> dict:
+    db = Database(pg, f"bench_{name}", tool)
     checkpoint(pg)
-    args = consumer_args(kafka, pg, db.name, TOPIC, "bench-consumer", batch_size, "--idle_timeout_seconds=2",
-                         "--max_processing_time_seconds=3600")
-    log_path = work / "consumer.log"
+    args = consumer_args(kafka, pg, db.name, TOPIC, f"bench-{name}", batch_size, "--idle_timeout_seconds=2",
+                         "--max_processing_time_seconds=3600", *extra_args)
+    log_path = work / f"{name}.log"
     load = os.getloadavg()[0]
     start = time.time()
     with open(log_path, "w") as log_file:
@@ -50,7 +50,8 @@ def phase_consumer(pg: PostgresServer, kafka: DevBroker, tool: str, work: Path, 
             "first_commit_seconds": (first_commit[0] - start) if first_commit else None,
             "messages_per_second_after_first_row":
                 (messages - first_commit[1]) / (end - first_commit[0]) if first_commit else None,
-            "batches": batch_count(parsed), "summary": exit_summary(parsed), "load_average_at_start": load}
+            "batches": batch_count(parsed), "summary": exit_summary(parsed), "load_average_at_start": load,
+            "history_rows": db.query("SELECT count(*) FROM strategy_score_history")[0][0]}
 
 
 def phase_original(pg: PostgresServer, kafka: DevBroker, tool: str, messages: int) -> dict:

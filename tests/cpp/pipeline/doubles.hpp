@@ -179,7 +179,7 @@ class MemorySink : public BatchSink {
   }
 
   WriteResult write_batch(const std::vector<const StrategyRecord*>& records, const std::vector<PartitionOffset>& offsets,
-                          const BeforeCommit&) override {
+                          const BeforeCommit&, const std::vector<RowMessage>&) override {
     std::unique_lock lock(db_.mutex);
     if (db_.block) {
       ++db_.blocked;

@@ -219,6 +219,22 @@ TEST(ParseCommandLine, SessionTimeoutsAndTheWriteStallLimit) {
   EXPECT_THROW(parse({"--statement_timeout_seconds=-1"}), ConfigError);
 }
 
+TEST(ParseCommandLine, ScoreHistoryFlagsAndEnvironment) {
+  const Config d = parse({});
+  EXPECT_TRUE(d.postgres.score_history);
+  EXPECT_EQ(d.postgres.score_history_retention_days, 0);
+  const Config c = parse({"--score_history=false", "--score_history_retention_days", "400"});
+  EXPECT_FALSE(c.postgres.score_history);
+  EXPECT_EQ(c.postgres.score_history_retention_days, 400);
+  const Config e = parse({}, {{"SCORE_HISTORY", "false"}, {"SCORE_HISTORY_RETENTION_DAYS", "90"}});
+  EXPECT_FALSE(e.postgres.score_history);
+  EXPECT_EQ(e.postgres.score_history_retention_days, 90);
+  EXPECT_TRUE(parse({"--score_history=true"}, {{"SCORE_HISTORY", "false"}}).postgres.score_history)
+      << "a flag beats the environment";
+  EXPECT_THROW(parse({"--score_history_retention_days=-1"}), ConfigError);
+  EXPECT_THROW(parse({"--score_history=maybe"}), ConfigError);
+}
+
 TEST(ParseCommandLine, DrainModeFlags) {
   EXPECT_TRUE(parse({"--idle_timeout_seconds=30"}).processing.drain_mode());
   EXPECT_TRUE(parse({"--max_processing_time_seconds=240"}).processing.drain_mode());

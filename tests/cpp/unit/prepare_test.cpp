@@ -39,6 +39,25 @@ TEST(PrepareBatch, RowsInHashOrderOnePerStrategy) {
   EXPECT_EQ(records[2]->strategy_hash, "c");
 }
 
+TEST(PrepareBatch, EveryMessageOfTheRowsForTheScoreHistoryRowByRowInBatchOrder) {
+  Batch b;
+  b.add(record("c", 1), at(0, 10));
+  b.add(record("a", 2), at(0, 11));
+  b.add(record("b", 3), at(1, 5));
+  b.add(record("a", 4), at(1, 6));
+  const PreparedBatch p = prepare_batch(b, {false, false, true, false}, {});
+  const auto messages = row_messages(p.rows, b.entries());
+  ASSERT_EQ(messages.size(), 3u) << "the refused message has none";
+  EXPECT_EQ(messages[0].row, 0u);
+  EXPECT_DOUBLE_EQ(messages[0].record->score, 2) << "the message's own values, not the folded row's";
+  EXPECT_EQ(messages[0].source->offset, 11);
+  EXPECT_EQ(messages[1].row, 0u);
+  EXPECT_DOUBLE_EQ(messages[1].record->score, 4);
+  EXPECT_EQ(messages[1].source->partition, 1);
+  EXPECT_EQ(messages[2].row, 1u);
+  EXPECT_EQ(messages[2].record->strategy_hash, "c");
+}
+
 TEST(PrepareBatch, RefusedEntriesAreNotWrittenButTheirOffsetsCount) {
   Batch b;
   b.add(record("a", 1), at(0, 0));

@@ -24,7 +24,7 @@ FIGURES = {
     "network_0ms_consumer_messages_per_second", "network_0ms_original_messages_per_second",
     "network_1ms_consumer_messages_per_second", "network_1ms_original_messages_per_second",
     "network_5ms_consumer_messages_per_second", "network_5ms_original_messages_per_second",
-    "network_1ms_consumer_over_original", "network_1ms_consumer_over_0ms",
+    "network_1ms_consumer_over_original", "network_1ms_consumer_over_0ms", "history_on_over_off",
 }
 
 
@@ -55,6 +55,11 @@ def test_quick_run_reports_every_figure(tmp_path):
         == details["ceiling"]["stored"] == details["ceiling"]["rows_written"] == details["rows"]["distinct_strategies"]
     assert details["consumer"]["partitions"] >= 128
     assert details["latency"]["measured"] > 0
+    # The score history's cost: the same drain with it off (no history rows) and on (one per applied message).
+    history = details["history"]
+    assert history["history_rows_off"] == 0 and history["history_rows"] >= details["rows"]["distinct_strategies"]
+    assert all(r["stored"] == details["rows"]["distinct_strategies"] for run in history["runs"].values() for r in run)
+    assert "score history" in result.stdout
     # Large valid messages: everything stored, memory within the byte budget plus the stated constant.
     assert details["large"]["stored"] == details["large"]["messages"]
     assert details["large"]["within_budget"], details["large"]

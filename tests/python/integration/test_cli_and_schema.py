@@ -97,6 +97,19 @@ def test_schema_is_the_production_schema_plus_metrics_and_offsets(env):
     indexes = {name for (name,) in env.query("SELECT indexname FROM pg_indexes WHERE tablename = 'strategies'")}
     assert {"idx_strategies_symbol", "idx_strategies_strategy_type", "idx_strategies_current_score",
             "idx_strategies_is_active", "strategies_pkey", "strategies_strategy_hash_key"} == indexes
-    assert env.query("SELECT version FROM strategy_consumer_migrations ORDER BY version") == [(1,), (2,), (3,), (4,)]
+    assert env.query("SELECT version FROM strategy_consumer_migrations ORDER BY version") == [
+        (1,), (2,), (3,), (4,), (5,)]
+    # Migration 5: the score history, partitioned by month of stored_at, with a DEFAULT partition (README: Schema).
+    assert env.query("SELECT column_name, data_type, is_nullable FROM information_schema.columns"
+                     " WHERE table_name = 'strategy_score_history' ORDER BY ordinal_position") == [
+        ("strategy_hash", "character varying", "NO"), ("score", "double precision", "NO"),
+        ("performance_metrics", "jsonb", "YES"), ("discovery_symbol", "character varying", "YES"),
+        ("discovery_start_time", "timestamp without time zone", "YES"),
+        ("discovery_end_time", "timestamp without time zone", "YES"),
+        ("message_timestamp", "timestamp without time zone", "YES"), ("source_topic", "text", "YES"),
+        ("source_partition", "integer", "YES"), ("source_offset", "bigint", "YES"),
+        ("stored_at", "timestamp without time zone", "NO")]
+    assert env.query("SELECT pg_get_partkeydef('strategy_score_history'::regclass)") == [("RANGE (stored_at)",)]
+    assert env.query("SELECT count(*) FROM pg_inherits WHERE inhparent = 'strategy_score_history'::regclass") == [(3,)]
     # A second start applies nothing again, and --no_migrate now accepts the database.
     env.drain("--no_migrate")

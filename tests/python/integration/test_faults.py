@@ -127,7 +127,29 @@ def assert_rows_match_offsets(env: Env, layout: dict[int, list[str]]) -> int:
     ahead = counts.keys() - expected
     assert not missing, f"{len(missing)} message(s) below the stored offsets were never applied: {sorted(missing)[:5]}"
     assert not ahead, f"{len(ahead)} message(s) applied beyond the stored offsets: {sorted(ahead)[:5]}"
+    assert_history_matches_offsets(env, layout)
     return len(expected)
+
+
+def history_positions(env: Env) -> tuple[dict[int, int], list[tuple[int, int, str]]]:
+    """The stored offsets and the score history's (partition, offset, strategy_hash) rows of the topic, in one
+    statement (one snapshot)."""
+    [(offsets, rows)] = env.query(
+        "SELECT (SELECT coalesce(json_object_agg(kafka_partition, next_offset), '{}') FROM strategy_consumer_offsets"
+        "        WHERE group_id = %s AND topic = %s),"
+        "       (SELECT coalesce(json_agg(json_build_array(source_partition, source_offset, strategy_hash)), '[]')"
+        "        FROM strategy_score_history WHERE source_topic = %s)", env.group, env.topic, env.topic)
+    return {int(p): o for p, o in offsets.items()}, sorted(tuple(r) for r in rows)
+
+
+def assert_history_matches_offsets(env: Env, layout: dict[int, list[str]]) -> None:
+    """The score history holds exactly one row per message below the stored offsets, at its source position (a
+    rolled-back, retried or fenced batch wrote none; a committed one all of its own)."""
+    stored, rows = history_positions(env)
+    expected = sorted((p, o, hashes[o]) for p, hashes in layout.items() for o in range(stored.get(p, 0)))
+    assert len(rows) == len(set(rows)), "a message has two history rows"
+    assert rows == expected, (f"{len(rows)} history rows, {len(expected)} messages below the stored offsets; "
+                              f"first difference: {next((a, b) for a, b in zip(rows + [None], expected + [None]) if a != b)}")
 
 
 def assert_all_applied_once(env: Env, layout: dict[int, list[str]]) -> None:
@@ -575,6 +597,8 @@ def test_stale_owner_is_fenced(env):
         counts = applied_counts(env)
         assert counts == {m["strategy_hash"]: 1 for m in msgs}
         assert env.stored_offsets() == {0: 15}
+        # The fenced batch (offsets 5..9, applied by the other writer) left no history; the rest has one row each.
+        assert history_positions(env)[1] == [(0, o, msgs[o]["strategy_hash"]) for o in (*range(5), *range(10, 15))]
     finally:
         other.close()
         c.stop()
@@ -875,6 +899,7 @@ def test_a_commit_of_unknown_outcome_is_reported_as_such_and_counted_as_committe
         assert "abandoned" not in log and "another consumer" not in log, log[-4000:]
         assert applied_counts(env) == {m["strategy_hash"]: 1 for m in msgs}
         assert env.stored_offsets() == {0: 5}
+        assert_history_matches_offsets(env, {0: [m["strategy_hash"] for m in msgs]})
         last = next(json.loads(line) for line in reversed(log.strip().splitlines()) if '"exiting (' in line)
         assert last["message"].startswith("exiting (idle)")
         assert (last["stored_new"], last["batches"]) == (5, 1), last

@@ -153,6 +153,12 @@ def test_adopting_the_old_services_database(env):
     assert env.query("SELECT count(*) FROM strategy_consumer_migrations")[0][0] >= 3
     stored = env.stored_offsets()
     assert sum(stored.values()) == env.partitions + len(values)  # our table took over
+    # The score history was added to the old database too: one row per message applied (the vector's three
+    # re-discoveries each), none for what the old group had consumed.
+    history = env.query("SELECT strategy_hash, score FROM strategy_score_history WHERE strategy_hash = %s"
+                        " ORDER BY score", VECTOR_HASH)
+    assert history == [(VECTOR_HASH, 0.6), (VECTOR_HASH, 0.7), (VECTOR_HASH, 0.85)]
+    assert env.query("SELECT count(*) FROM strategy_score_history")[0][0] == len(values)
 
     # The same parameters found for a second symbol in a later run: no new row; its score lands on the first
     # symbol's row (what the tradestream scheme gets wrong, README).

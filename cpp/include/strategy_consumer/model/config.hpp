@@ -23,6 +23,11 @@ struct PostgresConfig {
   // connections (--statement_timeout_seconds, --lock_timeout_seconds).
   double statement_timeout_seconds = 0;
   double lock_timeout_seconds = 0;
+  // The score history (postgres/history.hpp): every applied discovery appended to strategy_score_history in the
+  // batch's transaction (--score_history), and month partitions older than the retention dropped
+  // (--score_history_retention_days; 0: kept forever).
+  bool score_history = true;
+  int score_history_retention_days = 0;
 
   // libpq keyword/value string, values quoted. Holds the password: never log it, log describe() instead.
   std::string connection_string() const;

@@ -30,5 +30,7 @@ PreparedBatch prepare_batch(const Batch& batch, const std::vector<bool>& refused
 // The records to write, one per row, pointing into the batch's entries (or the rows' folded values).
 std::vector<const StrategyRecord*> row_records(const std::vector<FoldedRow>& rows,
                                                const std::vector<BatchEntry>& entries);
+// Every message of the rows, row by row and in batch order within a row (the score history's input).
+std::vector<RowMessage> row_messages(const std::vector<FoldedRow>& rows, const std::vector<BatchEntry>& entries);
 
 }  // namespace strategy_consumer

@@ -41,6 +41,7 @@ class PostgresClient {
   BulkInsertResult bulk_insert(const std::vector<std::string>& messages);
   std::vector<StoredStrategy> find(const StrategyQuery& query);
   std::int64_t count(const StrategyQuery& query);
+  std::vector<ScoreHistoryEntry> score_history(const ScoreHistoryQuery& query);
   void migrate();
   const PostgresConfig& config() const { return config_; }
 

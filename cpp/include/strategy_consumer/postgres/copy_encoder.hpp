@@ -18,5 +18,8 @@ using statements::kCopyColumns;
 void append_copy_field(std::string& out, std::string_view text);
 // Appends one line (without the trailing newline, as pqxx::stream_to::write_raw_line wants it).
 void encode_copy_row(std::string& out, const StrategyRecord& record);
+// With the score history on, the rest of the line (statements.hpp, kHistoryCopyColumns): where the message was
+// read (NULLs when `source` is null), whether the line is a row to upsert and whether it goes into the history.
+void encode_history_fields(std::string& out, const SourcePosition* source, bool is_row, bool in_history);
 
 }  // namespace strategy_consumer

@@ -6,7 +6,9 @@
 //      when its stored offset is still the one this consumer expects (resumed from, or last wrote);
 //   2. the records go by COPY into a temporary staging table (ON COMMIT DELETE ROWS, created once per
 //      connection, emptied by every COMMIT);
-//   3. one INSERT ... SELECT ... ON CONFLICT (strategy_hash) DO UPDATE moves them into `strategies`;
+//   3. one INSERT ... SELECT ... ON CONFLICT (strategy_hash) DO UPDATE moves them into `strategies`; with the
+//      score history on (--score_history), the same statement appends every message it applied to
+//      `strategy_score_history` (history.hpp), so the history commits or rolls back with the rows;
 //   4. in a database the old TradeStream service created, its strategy_specs row for each new strategy name
 //      (strategy_specs.hpp).
 // So the rows and the offsets that produced them become visible together or not at all.
@@ -52,6 +54,34 @@ struct StrategyQuery {
   std::optional<std::int64_t> limit;
 };
 
+// A row of `strategy_score_history` (history.hpp) with its strategy's type and symbol. The message's own values:
+// a field the message did not carry is empty here even though the strategy row kept an earlier value.
+struct ScoreHistoryEntry {
+  std::string strategy_hash;
+  std::string strategy_type;  // from `strategies`; empty if that row is gone
+  std::string symbol;
+  double score = 0.0;
+  std::optional<nlohmann::json> performance_metrics;
+  std::optional<std::string> discovery_symbol;
+  std::optional<std::int64_t> discovery_start_us;
+  std::optional<std::int64_t> discovery_end_us;
+  std::optional<std::int64_t> message_timestamp_us;  // the Kafka timestamp
+  std::optional<std::string> source_topic;           // empty when not read from Kafka (PostgresClient.bulk_insert)
+  std::optional<std::int32_t> source_partition;
+  std::optional<std::int64_t> source_offset;
+  std::int64_t stored_at_us = 0;
+};
+
+// Which history rows to read, oldest first; every set field narrows the result.
+struct ScoreHistoryQuery {
+  std::optional<std::string> strategy_hash;
+  std::optional<std::string> strategy_type;
+  std::optional<std::string> symbol;
+  std::optional<std::int64_t> since_us;  // stored_at >= since (the partitions before it are not read)
+  std::optional<std::int64_t> until_us;  // stored_at < until
+  std::optional<std::int64_t> limit;
+};
+
 // commit: what write_batch writes commits. rollback (a dry run, service/replay.hpp): each batch is written in
 // full (the same statements, so PostgreSQL refuses what it would refuse) and rolled back; its offsets are
 // neither checked nor advanced.
@@ -87,11 +117,14 @@ class PostgresSink : public BatchSink {
   // (WriteResult::in_doubt_committed says which).
   WriteResult write_batch(const std::vector<const StrategyRecord*>& records,
                           const std::vector<PartitionOffset>& offsets,
-                          const BeforeCommit& before_commit = {}) override;
+                          const BeforeCommit& before_commit = {},
+                          const std::vector<RowMessage>& messages = {}) override;
 
   // Reads strategies, best score first (ties: newest first).
   std::vector<StoredStrategy> find_strategies(const StrategyQuery& query);
   std::int64_t count_strategies(const StrategyQuery& query);
+  // Reads the score history, in the order stored (stored_at, then the Kafka timestamp and source position).
+  std::vector<ScoreHistoryEntry> score_history(const ScoreHistoryQuery& query);
 
  private:
   struct Impl;

@@ -3,7 +3,8 @@
 // encoder writes its rows in kCopyColumns order, and scripts/bench's limit runs them too (it asks
 // `strategy-bench-tool sql`, which prints every statement below as JSON). Nothing else keeps a copy.
 //
-// Underneath: PostgreSQL, the schema of migrations.cpp (`strategies`, `strategy_consumer_offsets`, and in a
+// Underneath: PostgreSQL, the schema of migrations.cpp (`strategies`, `strategy_consumer_offsets`,
+// `strategy_score_history`, and in a
 // database the old TradeStream service created, `strategy_specs`).
 #include <array>
 #include <string_view>
@@ -17,6 +18,11 @@ namespace strategy_consumer::statements {
   "discovery_start_time, discovery_end_time, performance_metrics, message_timestamp"
 
 inline constexpr std::string_view kCopyColumns = STRATEGY_CONSUMER_COPY_COLUMNS;
+// With the score history on, each staged line also says where its message was read and what it is: a row to
+// upsert (is_row), a message for the history (in_history), or both (a row of one message). A row folded from
+// several messages is staged once as the row and once per message (copy_encoder.hpp: encode_history_fields).
+inline constexpr std::string_view kHistoryCopyColumns =
+    STRATEGY_CONSUMER_COPY_COLUMNS ", source_topic, source_partition, source_offset, is_row, in_history";
 inline constexpr std::string_view kStagingTable = "strategy_staging";
 
 // The staging table, created once per connection; ON COMMIT DELETE ROWS empties it at every COMMIT.
@@ -24,7 +30,9 @@ inline constexpr std::string_view kCreateStaging =
     "CREATE TEMP TABLE IF NOT EXISTS strategy_staging ("
     " symbol VARCHAR, strategy_type VARCHAR, parameters JSONB, current_score DOUBLE PRECISION,"
     " strategy_hash VARCHAR, discovery_symbol VARCHAR, discovery_start_time TIMESTAMP,"
-    " discovery_end_time TIMESTAMP, performance_metrics JSONB, message_timestamp TIMESTAMP) ON COMMIT DELETE ROWS";
+    " discovery_end_time TIMESTAMP, performance_metrics JSONB, message_timestamp TIMESTAMP,"
+    " source_topic TEXT, source_partition INTEGER, source_offset BIGINT,"
+    " is_row BOOLEAN NOT NULL DEFAULT TRUE, in_history BOOLEAN NOT NULL DEFAULT FALSE) ON COMMIT DELETE ROWS";
 
 // Moves the staged rows into `strategies`. A strategy seen again keeps first_discovered_at and created_at;
 // optional fields it does not carry keep their stored values. A re-discovery whose Kafka timestamp is older than
@@ -53,6 +61,42 @@ inline constexpr std::string_view kUpsert =
     "   OR EXCLUDED.message_timestamp >= strategies.message_timestamp"
     "  RETURNING (xmax = 0) AS inserted)"
     " SELECT count(*) FILTER (WHERE inserted), count(*) FROM up";
+
+// kUpsert with the score history (postgres/history.hpp) in the same statement: the upsert's RETURNING names the
+// strategies it applied (inserted or updated), and every message line of those goes into strategy_score_history
+// with its own values and source position. A message folded with others into one row is applied only when it is
+// not older than the row as stored before this statement (the statement's snapshot; the sink has already left
+// out the ones older than another message of the batch); a row of one message was applied exactly when RETURNING
+// has it. Its one row: inserted, inserted + updated, history rows.
+inline constexpr std::string_view kUpsertWithHistory =
+    "WITH up AS ("
+    "  INSERT INTO strategies (" STRATEGY_CONSUMER_COPY_COLUMNS ")"
+    "  SELECT " STRATEGY_CONSUMER_COPY_COLUMNS
+    "  FROM strategy_staging WHERE is_row"
+    "  ORDER BY strategy_hash"
+    "  ON CONFLICT (strategy_hash) DO UPDATE SET"
+    "   current_score = EXCLUDED.current_score,"
+    "   performance_metrics = COALESCE(EXCLUDED.performance_metrics, strategies.performance_metrics),"
+    "   discovery_symbol = COALESCE(EXCLUDED.discovery_symbol, strategies.discovery_symbol),"
+    "   discovery_start_time = COALESCE(EXCLUDED.discovery_start_time, strategies.discovery_start_time),"
+    "   discovery_end_time = COALESCE(EXCLUDED.discovery_end_time, strategies.discovery_end_time),"
+    "   message_timestamp = COALESCE(EXCLUDED.message_timestamp, strategies.message_timestamp),"
+    "   last_evaluated_at = NOW(),"
+    "   updated_at = NOW()"
+    "  WHERE EXCLUDED.message_timestamp IS NULL OR strategies.message_timestamp IS NULL"
+    "   OR EXCLUDED.message_timestamp >= strategies.message_timestamp"
+    "  RETURNING strategy_hash, (xmax = 0) AS inserted),"
+    " hist AS ("
+    "  INSERT INTO strategy_score_history (strategy_hash, score, performance_metrics, discovery_symbol,"
+    "   discovery_start_time, discovery_end_time, message_timestamp, source_topic, source_partition, source_offset)"
+    "  SELECT s.strategy_hash, s.current_score, s.performance_metrics, s.discovery_symbol, s.discovery_start_time,"
+    "   s.discovery_end_time, s.message_timestamp, s.source_topic, s.source_partition, s.source_offset"
+    "  FROM strategy_staging s JOIN up ON up.strategy_hash = s.strategy_hash"
+    "  WHERE s.in_history AND (s.is_row OR s.message_timestamp IS NULL OR NOT EXISTS ("
+    "   SELECT 1 FROM strategies p WHERE p.strategy_hash = s.strategy_hash"
+    "    AND p.message_timestamp > s.message_timestamp))"
+    "  RETURNING 1)"
+    " SELECT count(*) FILTER (WHERE inserted), count(*), (SELECT count(*) FROM hist) FROM up";
 
 // Empties the staging table inside a transaction (only when it stages a second range: bisection).
 inline constexpr std::string_view kClearStaging = "DELETE FROM strategy_staging";
@@ -86,8 +130,10 @@ inline constexpr std::string_view kInsertSpecs =
 #undef STRATEGY_CONSUMER_COPY_COLUMNS
 
 // Every statement by name, as `strategy-bench-tool sql` prints them.
-inline constexpr std::array<std::pair<std::string_view, std::string_view>, 9> kAll{{
+inline constexpr std::array<std::pair<std::string_view, std::string_view>, 11> kAll{{
     {"copy_columns", kCopyColumns},
+    {"history_copy_columns", kHistoryCopyColumns},
+    {"upsert_with_history", kUpsertWithHistory},
     {"staging_table", kStagingTable},
     {"create_staging", kCreateStaging},
     {"upsert", kUpsert},
