@@ -73,6 +73,9 @@ std::string describe(const SourcePosition& s) {
 
 }  // namespace
 
+// The longest wait at start for the dead-letter topic's metadata (warm_up).
+constexpr int kWarmUpMs = 500;
+
 struct DlqProducer::Impl {
   KafkaConfig config;
   std::function<void(const DeadLetterRefusal&)> on_refused;
@@ -108,7 +111,21 @@ struct DlqProducer::Impl {
     }
     rd_kafka_conf_set_opaque(conf, this);
     rd_kafka_conf_set_dr_msg_cb(conf, &Impl::delivery_cb);
-    return new_kafka_handle(RD_KAFKA_PRODUCER, conf);
+    KafkaHandle handle = new_kafka_handle(RD_KAFKA_PRODUCER, conf);
+    warm_up(handle.get());
+    return handle;
+  }
+
+  // Asks for the dead-letter topic's metadata now: librdkafka looks up a topic it has not seen on its one-second
+  // topic scan, so without this the first letter waits about a second before it is sent, and with it the batch
+  // that holds it (measured with the dev broker: 0.95 s, 0 after this). A few milliseconds when the brokers answer;
+  // when they do not, at most kWarmUpMs and nothing lost (the letters wait for the brokers anyway).
+  void warm_up(rd_kafka_t* handle) const {
+    TopicHandle rkt(rd_kafka_topic_new(handle, config.dlq_topic.c_str(), nullptr));
+    const rd_kafka_metadata_t* raw = nullptr;
+    const auto err = rd_kafka_metadata(handle, 0, rkt.get(), &raw, kWarmUpMs);
+    MetadataHandle md(raw);
+    if (err) spdlog::debug("dead-letter topic {}: no metadata yet ({})", config.dlq_topic, rd_kafka_err2str(err));
   }
 
   // After a fatal error (librdkafka: the instance must be replaced): what the old producer still held comes
