@@ -10,6 +10,7 @@ from datetime import datetime
 
 from .phases import PHASES
 from .phases.latency import SHORT_FETCH_WAIT_MS
+from .phases.sizes import QUICK_SIZES, SIZES
 from .services import ROOT
 
 TARGETS = {
@@ -22,6 +23,9 @@ TARGETS = {
     "large_peak_rss_over_bound": ("<=", 1.0),
     "network_1ms_consumer_over_original": (">=", 30.0),
     "network_1ms_consumer_over_0ms": (">=", 0.8),
+    # The drain at each size of the sizes phase: at least the limit, the first row within a second.
+    **{f"sizes_{n}_consumer_over_limit": (">=", 1.0) for n in SIZES + QUICK_SIZES},
+    **{f"sizes_{n}_first_commit_seconds": ("<=", 1.0) for n in SIZES + QUICK_SIZES},
 }
 
 
@@ -75,6 +79,10 @@ def compute_figures(d: dict) -> dict:
         x = d["large"]
         f["large_peak_rss_mb"] = x["peak_rss_mb"]
         f["large_peak_rss_over_bound"] = x["peak_rss_mb"] / (x["budget_mb"] + x["constant_mb"])
+    if "sizes" in d:
+        for n, run in d["sizes"]["runs"].items():
+            f[f"sizes_{n}_consumer_over_limit"] = run["consumer_over_limit"]
+            f[f"sizes_{n}_first_commit_seconds"] = run["first_commit_seconds"]
     if "network" in d:
         runs = d["network"]["runs"]
         for name, run in runs.items():
@@ -157,6 +165,17 @@ def print_table(result: dict) -> None:
                      f"({x['topic_mb']:.0f} MiB)", f"{f['large_peak_rss_mb']:.0f} MB",
                      *target("large_peak_rss_over_bound",
                              f"<= {bound:.0f} MB (budget {x['budget_mb']:.0f} + {x['constant_mb']:.0f})")))
+    if "sizes" in d:
+        for n, run in d["sizes"]["runs"].items():
+            rows.append((f"drain of {int(n):,} distinct strategies ({run['partitions']} partitions, batch "
+                         f"{d['sizes']['batch_size']}): consumer / limit",
+                         f"{rate(run['consumer_messages_per_second'])} / {rate(run['limit_messages_per_second'])} "
+                         f"= {run['consumer_over_limit']:.2f}", *target(f"sizes_{n}_consumer_over_limit", ">= 1.0")))
+            rows.append(("  its first committed row after start", f"{run['first_commit_seconds']:.2f} s",
+                         *target(f"sizes_{n}_first_commit_seconds", "< 1 s")))
+            if run["after_first_commit_over_limit"] is not None:
+                rows.append(("  after its first commit / limit", f"{run['after_first_commit_over_limit']:.2f}",
+                             "", ""))
     if "network" in d:
         x = d["network"]
         for name, run in x["runs"].items():

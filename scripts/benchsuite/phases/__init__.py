@@ -16,8 +16,10 @@ from .latency import SHORT_FETCH_WAIT_MS, phase_latency
 from .limit import phase_ceiling, phase_limit, phase_rows
 from .memory import phase_large, phase_memory
 from .network import NETWORK_RTTS_MS, phase_network
+from .sizes import QUICK_SIZES, SIZES, phase_sizes
 
-PHASES = ("limit", "ceiling", "consumer", "history", "original", "cpu", "latency", "memory", "large", "network")
+PHASES = ("limit", "ceiling", "consumer", "history", "original", "cpu", "latency", "memory", "large", "network",
+          "sizes")
 
 
 def run_phases(args, phases: set, work: Path, d: dict, n: int, memory_n: int, latency_seconds: float,
@@ -92,6 +94,11 @@ def run_phases(args, phases: set, work: Path, d: dict, n: int, memory_n: int, la
                     f"{original_n:,})")
                 d["network"] = phase_network(pg, kafka, tool, work, messages[:network_n], original_n,
                                              args.batch_size, network_partitions)
+        if "sizes" in phases:
+            sizes = QUICK_SIZES if args.quick else SIZES
+            log(f"sizes: the drain against the limit at {', '.join(f'{n:,}' for n in sizes)} distinct strategies "
+                f"(batch 5000, at least 64 partitions)")
+            d["sizes"] = phase_sizes(pg, tool, work, sizes, args.seed)
         if "large" in phases:
             n_large, size = (24, 600_000) if args.quick else (400, 1_000_000)
             # Quick: small budgets, so that even a tiny topic holds several times the budget.

@@ -18,10 +18,10 @@ from ..workload import TOPIC
 
 
 def phase_consumer(pg: PostgresServer, kafka: DevBroker, tool: str, work: Path, messages: int, batch_size: int,
-                   partitions: int, name: str = "consumer", extra_args: tuple = ()) -> dict:
+                   partitions: int, name: str = "consumer", extra_args: tuple = (), topic: str = TOPIC) -> dict:
     db = Database(pg, f"bench_{name}", tool)
     checkpoint(pg)
-    args = consumer_args(kafka, pg, db.name, TOPIC, f"bench-{name}", batch_size, "--idle_timeout_seconds=2",
+    args = consumer_args(kafka, pg, db.name, topic, f"bench-{name}", batch_size, "--idle_timeout_seconds=2",
                          "--max_processing_time_seconds=3600", *extra_args)
     log_path = work / f"{name}.log"
     load = os.getloadavg()[0]

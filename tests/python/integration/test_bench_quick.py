@@ -25,6 +25,8 @@ FIGURES = {
     "network_1ms_consumer_messages_per_second", "network_1ms_original_messages_per_second",
     "network_5ms_consumer_messages_per_second", "network_5ms_original_messages_per_second",
     "network_1ms_consumer_over_original", "network_1ms_consumer_over_0ms", "history_on_over_off",
+    "sizes_2000_consumer_over_limit", "sizes_2000_first_commit_seconds",
+    "sizes_4000_consumer_over_limit", "sizes_4000_first_commit_seconds",
 }
 
 
@@ -70,6 +72,12 @@ def test_quick_run_reports_every_figure(tmp_path):
         assert run["consumer_stored"] > 0 and run["consumer_bytes_through_proxy"] > network["messages"] * 100
     # The original design waits a round trip per message: slower at 5 ms than at 0 ms, whatever the machine.
     assert network["runs"]["5ms"]["original_seconds"] > network["runs"]["0ms"]["original_seconds"]
+    # The drain at several sizes: each stored what the limit stored, every message once.
+    sizes = details["sizes"]["runs"]
+    assert sorted(sizes, key=int) == ["2000", "4000"]
+    for n, run in sizes.items():
+        assert run["stored"] == run["limit_stored"] == int(n) and run["partitions"] >= 64
+    assert "drain of 4,000 distinct strategies" in result.stdout
     assert "consumer / limit" in result.stdout and "peak RSS" in result.stdout and "round trip 1ms" in result.stdout \
         and "ceiling" in result.stdout
 
