@@ -420,7 +420,7 @@ def test_postgres_down_drain_gives_up_service_retries_sigterm_abandons(own_pg, k
         reconnect(env)
         own_pg.pause("immediate")
         assert drain.wait(60) == 1, drain.tail()
-        assert drain.count("giving up") == 1
+        assert drain.count("giving up") >= 1  # each writer that runs out of retries before the stop says so
         own_pg.resume()
         done = assert_rows_match_offsets(env, layout)
         # Usually part of the work; all of it when the consumer had fetched every message before the brokers
