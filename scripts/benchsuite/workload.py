@@ -33,11 +33,13 @@ def invalid_messages() -> list[bytes]:
     ]
 
 
-def encode(strategy: dict) -> bytes:
-    return to_protobuf(strategy) if MESSAGE_FORMAT[0] == "protobuf" else json.dumps(strategy).encode()
+def encode(strategy: dict, message_format: str = "") -> bytes:
+    """The strategy as `message_format` ("json" or "protobuf"; "": --message_format) says."""
+    fmt = message_format or MESSAGE_FORMAT[0]
+    return to_protobuf(strategy) if fmt == "protobuf" else json.dumps(strategy).encode()
 
 
-def valid_messages(n: int, seed: int, rediscover_ratio: float) -> list[bytes]:
+def valid_messages(n: int, seed: int, rediscover_ratio: float, message_format: str = "") -> list[bytes]:
     """n messages of the discovery pipeline's shape (samples.sample_strategy), of which about rediscover_ratio
     re-send an earlier strategy (same symbol, type and parameters: same hash) with a new score, metrics and
     discovery window. Every other message is a strategy not seen before: a draw that repeats an earlier one by
@@ -53,7 +55,7 @@ def valid_messages(n: int, seed: int, rediscover_ratio: float) -> list[bytes]:
             old = rng.choice(earlier)
             again = samples.sample_strategy(rng, catalog, symbol=old["symbol"], strategy_type=old["strategy_type"])
             again["parameters"] = old["parameters"]
-            out.append(encode(again))
+            out.append(encode(again, message_format))
             continue
         for _attempt in range(100):
             s = samples.sample_strategy(rng, catalog)
@@ -65,7 +67,7 @@ def valid_messages(n: int, seed: int, rediscover_ratio: float) -> list[bytes]:
             earlier.append(s)
         else:
             earlier[rng.randrange(len(earlier))] = s
-        out.append(encode(s))
+        out.append(encode(s, message_format))
     return out
 
 
@@ -82,7 +84,7 @@ def large_messages(n: int, size: int, seed: int) -> list[bytes]:
     """n valid, distinct strategies of about `size` bytes each: the discovery pipeline's shape plus a large field
     the consumer ignores (extra fields are allowed), so every byte reaches the consumer and none the table."""
     out = []
-    for m in valid_messages(n, seed, rediscover_ratio=0.0):
+    for m in valid_messages(n, seed, rediscover_ratio=0.0, message_format="json"):  # a large field: JSON only
         doc = json.loads(m)
         doc["backtest_log"] = "x" * max(0, size - len(m) - 20)
         out.append(json.dumps(doc).encode())
