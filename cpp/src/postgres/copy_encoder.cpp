@@ -92,8 +92,7 @@ void encode_copy_row(std::string& out, const StrategyRecord& r) {
   append_optional(out, r.message_timestamp_ms, [&](std::int64_t ms) { append_timestamp_us(out, ms * 1000); });
 }
 
-namespace {
-void append_source_fields(std::string& out, const SourcePosition* source) {
+void encode_history_fields(std::string& out, const SourcePosition* source, bool is_row, bool in_history) {
   if (source && source->partition >= 0) {
     out += '\t';
     append_copy_field(out, source->topic);
@@ -104,30 +103,8 @@ void append_source_fields(std::string& out, const SourcePosition* source) {
   } else {
     out += "\t\\N\t\\N\t\\N";
   }
-}
-}  // namespace
-
-void encode_history_fields(std::string& out, const SourcePosition* source, bool is_row, bool in_history) {
-  append_source_fields(out, source);
   out += is_row ? "\tt" : "\tf";
   out += in_history ? "\tt" : "\tf";
-}
-
-void encode_history_row(std::string& out, const StrategyRecord& r, const SourcePosition* source) {
-  append_copy_field(out, r.strategy_hash);
-  out += '\t';
-  append_double(out, r.score);
-  out += '\t';
-  append_optional(out, r.performance_metrics, [&](const nlohmann::json& m) { append_json_field(out, m); });
-  out += '\t';
-  append_optional(out, r.discovery_symbol, [&](const std::string& s) { append_copy_field(out, s); });
-  out += '\t';
-  append_optional(out, r.discovery_start_us, [&](std::int64_t us) { append_timestamp_us(out, us); });
-  out += '\t';
-  append_optional(out, r.discovery_end_us, [&](std::int64_t us) { append_timestamp_us(out, us); });
-  out += '\t';
-  append_optional(out, r.message_timestamp_ms, [&](std::int64_t ms) { append_timestamp_us(out, ms * 1000); });
-  append_source_fields(out, source);
 }
 
 }  // namespace strategy_consumer

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <atomic>
 #include <mutex>
-#include <unordered_set>
 
 #include <pqxx/pqxx>
 #include <pqxx/tablewriter>
@@ -59,18 +58,6 @@ std::string array_literal(const std::vector<T>& values, auto&& show) {
     out += show(values[i]);
   }
   return out + "}";
-}
-
-// A text[] literal of any strings: each element quoted, its backslashes and quotes escaped.
-std::string quoted_array_literal(const std::vector<std::string>& values) {
-  return array_literal(values, [](const std::string& v) {
-    std::string q = "\"";
-    for (char c : v) {
-      if (c == '\\' || c == '"') q += '\\';
-      q += c;
-    }
-    return q + '"';
-  });
 }
 
 // NULL parameters switch a condition off; exec_params plans with the actual values, so the indexes still serve.
@@ -272,78 +259,6 @@ struct PostgresSink::Impl {
     result.outdated += indices.size() - applied;
   }
 
-  // COPYs the lines `encode(chunk, n)` appends for n in [0, count) into `table` (`column_list`: statements.hpp).
-  // `encode` starts each line it writes with next_line(chunk).
-  template <class Encode>
-  static void copy_into(pqxx::transaction_base& txn, std::string_view table, std::string_view column_list,
-                        std::size_t count, Encode&& encode) {
-    const std::vector<std::string> columns = copy_column_names(column_list);
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-    pqxx::tablewriter writer(txn, std::string(table), columns.begin(), columns.end());
-#pragma GCC diagnostic pop
-    std::string chunk;
-    for (std::size_t n = 0; n < count; ++n) {
-      encode(chunk, n);
-      if (chunk.size() >= kCopyChunkBytes) {
-        writer.write_raw_line(chunk);
-        chunk.clear();
-      }
-    }
-    if (!chunk.empty()) writer.write_raw_line(chunk);
-    writer.complete();
-  }
-  static void next_line(std::string& chunk) {
-    if (!chunk.empty()) chunk += '\n';
-  }
-
-  // A batch's first attempt: the rows whose strategy_hash is not stored yet go by COPY straight into
-  // `strategies` (and their history lines straight into strategy_score_history), only the others through the
-  // staging table and the upsert. For a drain of new strategies that is a lookup and a COPY instead of a COPY
-  // and an INSERT ... SELECT ... ON CONFLICT. A row stored by another writer between the lookup and the COPY
-  // fails the COPY (unique violation), as does a row PostgreSQL refuses: the caller then writes the batch again
-  // the usual way (copy_and_upsert).
-  void copy_new_and_upsert(pqxx::transaction_base& txn, const std::vector<const StrategyRecord*>& records,
-                           const std::vector<std::size_t>& indices, WriteResult& result,
-                           const std::vector<RowHistory>& history) {
-    std::vector<std::string> hashes;
-    hashes.reserve(indices.size());
-    for (auto i : indices) hashes.push_back(records[i]->strategy_hash);
-    std::unordered_set<std::string> stored;
-    for (const auto& row : txn.exec_params(std::string(statements::kStoredHashes), quoted_array_literal(hashes))) {
-      stored.insert(row[0].c_str());
-    }
-    std::vector<std::size_t> fresh, known;
-    for (auto i : indices) (stored.count(records[i]->strategy_hash) ? known : fresh).push_back(i);
-    if (!fresh.empty()) {
-      copy_into(txn, statements::kStrategiesTable, statements::kCopyColumns, fresh.size(),
-                [&](std::string& chunk, std::size_t n) {
-                  next_line(chunk);
-                  encode_copy_row(chunk, *records[fresh[n]]);
-                });
-      result.inserted += fresh.size();
-    }
-    if (!fresh.empty() && !history.empty()) {
-      std::size_t lines = 0;
-      copy_into(txn, statements::kHistoryTable, statements::kHistoryTableColumns, fresh.size(),
-                [&](std::string& chunk, std::size_t n) {
-                  const RowHistory& h = history[fresh[n]];
-                  if (h.row_in_history) {
-                    next_line(chunk);
-                    encode_history_row(chunk, *records[fresh[n]], h.row_source);
-                    ++lines;
-                  }
-                  for (const RowMessage* m : h.messages) {
-                    next_line(chunk);
-                    encode_history_row(chunk, *m->record, m->source);
-                    ++lines;
-                  }
-                });
-      result.history += lines;
-    }
-    if (!known.empty()) copy_and_upsert(txn, records, known, result, false, history);
-  }
-
   static void reject(const pqxx::sql_error& e, std::size_t index, WriteResult& result) {
     std::string message = e.what();
     while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
@@ -521,7 +436,6 @@ WriteResult PostgresSink::write_batch(const std::vector<const StrategyRecord*>& 
   // is refused, and a savepoint costs round trips and a subtransaction). When PostgreSQL refuses a row, that
   // transaction is rolled back and the batch written again, offsets and all, in savepoints that bisect the rows.
   std::optional<pqxx::sql_error> refused_whole;
-  bool new_rows_refused = false;  // the first attempt's COPY of new rows failed (copy_new_and_upsert)
   try {
     for (;;) {
       WriteResult result;
@@ -551,15 +465,11 @@ WriteResult PostgresSink::write_batch(const std::vector<const StrategyRecord*>& 
         if (!all.empty()) {
           ++result.row_statements;
           try {
-            if (!new_rows_refused) impl_->copy_new_and_upsert(txn, records, all, result, history);
-            else impl_->copy_and_upsert(txn, records, all, result, false, history);
+            impl_->copy_and_upsert(txn, records, all, result, false, history);
           } catch (const pqxx::sql_error& e) {
             if (!is_row_error(e.sqlstate())) throw;
-            // A new row stored meanwhile by another writer, or a row PostgreSQL refuses: the transaction rolls
-            // back; once more through the upsert, and if that is refused too, bisecting.
-            if (!new_rows_refused) new_rows_refused = true;
-            else refused_whole.emplace(e);
-            continue;
+            refused_whole.emplace(e);
+            continue;  // the transaction rolls back; once more, bisecting
           }
         }
       } else {

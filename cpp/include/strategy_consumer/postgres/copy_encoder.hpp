@@ -21,8 +21,5 @@ void encode_copy_row(std::string& out, const StrategyRecord& record);
 // With the score history on, the rest of the line (statements.hpp, kHistoryCopyColumns): where the message was
 // read (NULLs when `source` is null), whether the line is a row to upsert and whether it goes into the history.
 void encode_history_fields(std::string& out, const SourcePosition* source, bool is_row, bool in_history);
-// A line of strategy_score_history itself (statements.hpp, kHistoryTableColumns): the record's hash, score,
-// metrics, discovery window and Kafka timestamp, and where it was read (NULLs when `source` is null).
-void encode_history_row(std::string& out, const StrategyRecord& record, const SourcePosition* source);
 
 }  // namespace strategy_consumer

@@ -4,20 +4,16 @@
 // A batch is ONE transaction (its SQL: statements.hpp):
 //   1. the offsets table is advanced for every partition of the batch, fenced: a partition's row is only updated
 //      when its stored offset is still the one this consumer expects (resumed from, or last wrote);
-//   2. one lookup finds which of the batch's strategy_hash values are stored; the rows of the others (new
-//      strategies: most of a drain) go by COPY straight into `strategies`, and with the score history on
-//      (--score_history) their messages by COPY into `strategy_score_history` (history.hpp);
-//   3. the rest (re-discoveries) go by COPY into a temporary staging table (ON COMMIT DELETE ROWS, created once
-//      per connection, emptied by every COMMIT), and one INSERT ... SELECT ... ON CONFLICT (strategy_hash) DO
-//      UPDATE moves them into `strategies`; with the score history on, the same statement appends every message
-//      it applied to `strategy_score_history`, so the history commits or rolls back with the rows;
+//   2. the records go by COPY into a temporary staging table (ON COMMIT DELETE ROWS, created once per
+//      connection, emptied by every COMMIT);
+//   3. one INSERT ... SELECT ... ON CONFLICT (strategy_hash) DO UPDATE moves them into `strategies`; with the
+//      score history on (--score_history), the same statement appends every message it applied to
+//      `strategy_score_history` (history.hpp), so the history commits or rolls back with the rows;
 //   4. in a database the old TradeStream service created, its strategy_specs row for each new strategy name
 //      (strategy_specs.hpp).
 // So the rows and the offsets that produced them become visible together or not at all.
-// Steps 2 and 3 run in the transaction itself. When the COPY of new rows fails on a row (another writer stored
-// that strategy since the lookup, or PostgreSQL refuses it), the transaction is rolled back and the batch written
-// again with every row through step 3. When PostgreSQL refuses a row there too (a data or constraint error), the
-// transaction is rolled back and the batch written again, offsets included, with step 3 in savepoints:
+// Steps 2 and 3 run in the transaction itself. When PostgreSQL refuses a row (a data or constraint error), the
+// transaction is rolled back and the batch written again, offsets included, with steps 2 and 3 in savepoints:
 // a range is rolled back to its savepoint and split in halves until the refused rows stand alone (about
 // 2*log2(n) extra statements for one bad row); the other rows and the offsets still commit in that transaction.
 #include <cstdint>

@@ -98,17 +98,6 @@ inline constexpr std::string_view kUpsertWithHistory =
     "  RETURNING 1)"
     " SELECT count(*) FILTER (WHERE inserted), count(*), (SELECT count(*) FROM hist) FROM up";
 
-// The first attempt at a batch sends the rows whose strategy_hash is not stored yet straight into `strategies`
-// (COPY kCopyColumns) and their history into strategy_score_history (COPY kHistoryTableColumns); only the others
-// go through the staging table and the upsert (sink.hpp). Which of the batch's hashes are stored: $1 text[].
-inline constexpr std::string_view kStoredHashes =
-    "SELECT strategy_hash FROM strategies WHERE strategy_hash = ANY($1::text[])";
-inline constexpr std::string_view kStrategiesTable = "strategies";
-inline constexpr std::string_view kHistoryTable = "strategy_score_history";
-inline constexpr std::string_view kHistoryTableColumns =
-    "strategy_hash, score, performance_metrics, discovery_symbol, discovery_start_time, discovery_end_time,"
-    " message_timestamp, source_topic, source_partition, source_offset";
-
 // Empties the staging table inside a transaction (only when it stages a second range: bisection).
 inline constexpr std::string_view kClearStaging = "DELETE FROM strategy_staging";
 
@@ -141,7 +130,7 @@ inline constexpr std::string_view kInsertSpecs =
 #undef STRATEGY_CONSUMER_COPY_COLUMNS
 
 // Every statement by name, as `strategy-bench-tool sql` prints them.
-inline constexpr std::array<std::pair<std::string_view, std::string_view>, 15> kAll{{
+inline constexpr std::array<std::pair<std::string_view, std::string_view>, 11> kAll{{
     {"copy_columns", kCopyColumns},
     {"history_copy_columns", kHistoryCopyColumns},
     {"upsert_with_history", kUpsertWithHistory},
@@ -153,10 +142,6 @@ inline constexpr std::array<std::pair<std::string_view, std::string_view>, 15> k
     {"load_offsets", kLoadOffsets},
     {"specs_table_exists", kSpecsTableExists},
     {"insert_specs", kInsertSpecs},
-    {"stored_hashes", kStoredHashes},
-    {"strategies_table", kStrategiesTable},
-    {"history_table", kHistoryTable},
-    {"history_table_columns", kHistoryTableColumns},
 }};
 
 }  // namespace strategy_consumer::statements
