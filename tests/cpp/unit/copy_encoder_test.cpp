@@ -172,27 +172,6 @@ TEST(EncodeCopyRow, AbsentOptionalsAreNull) {
   EXPECT_EQ(cols.at("strategy_hash"), "abc123");
 }
 
-TEST(EncodeHistoryRow, TheHistoryTablesColumnsInOrderWithTheSource) {
-  EXPECT_EQ(std::string(statements::kHistoryTableColumns),
-            "strategy_hash, score, performance_metrics, discovery_symbol, discovery_start_time, discovery_end_time,"
-            " message_timestamp, source_topic, source_partition, source_offset");
-  const SourcePosition source{"discovered\tstrategies", 7, 123456789012LL, -1};
-  std::string row;
-  encode_history_row(row, full_record(), &source);
-  EXPECT_EQ(row,
-            "abc123\t0.8523\t{\"sharpe_ratio\":1.8,\"total_trades\":120}\tETHUSDT\t2024-01-15 08:30:00\t"
-            "2024-01-16 00:00:00.123456\t2024-01-15 08:30:00.123000\tdiscovered\\tstrategies\t7\t123456789012");
-  StrategyRecord bare = full_record();
-  bare.performance_metrics.reset();
-  bare.discovery_symbol.reset();
-  bare.discovery_start_us.reset();
-  bare.discovery_end_us.reset();
-  bare.message_timestamp_ms.reset();
-  row.clear();
-  encode_history_row(row, bare, nullptr);
-  EXPECT_EQ(row, "abc123\t0.8523\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N") << "no source: NULLs";
-}
-
 TEST(EncodeCopyRow, PreSeventiesTimestampsAndEmptyStrings) {
   StrategyRecord r = full_record();
   r.discovery_start_us = -1;  // 1969-12-31 23:59:59.999999 UTC
