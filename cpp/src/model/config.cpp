@@ -315,7 +315,11 @@ CommandLine parse_command_line(const std::vector<std::string>& given, const Envi
                  "Analyst rules in Python: a .py file, a directory of them or a module name (repeatable; README)")
       ->group(proc)->type_name("PATH_OR_MODULE");
   const std::string ops = "Operations";
-  app.add_option("--http_port", c.http.port, "Port of /health, /ready and /metrics (0: no HTTP server)")->group(ops);
+  CLI::Option* http_port = app.add_option("--http_port", c.http.port,
+                                          c.replay.enabled ? "Port of /health, /ready and /metrics (default 0 for a "
+                                                             "replay: no HTTP server)"
+                                                           : "Port of /health, /ready and /metrics (0: no HTTP server)")
+                               ->group(ops);
   app.add_option("--http_host", c.http.host, "Address the HTTP server binds to")->group(ops);
   app.add_option("--log_format", c.log_format, "Log lines as json or text; auto: json unless stderr is a terminal")
       ->group(ops)->default_str("auto");
@@ -386,6 +390,8 @@ CommandLine parse_command_line(const std::vector<std::string>& given, const Envi
   c.migrate = !no_migrate;
   if (c.replay.enabled) {
     if (c.replay.group_id.empty()) c.replay.group_id = c.kafka.group_id + "-replay";
+    // A one-off command serves no probes unless asked: the service on the same host may hold the port.
+    if (http_port->count() == 0) c.http.port = 0;
     // A replay is a drain: it ends once the dead-letter topic is read.
     if (!c.processing.drain_mode()) c.processing.idle_timeout_seconds = 2;
   }

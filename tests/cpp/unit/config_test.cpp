@@ -259,6 +259,9 @@ TEST(ParseCommandLine, TheReplayCommandHasItsFlagsAndIsADrain) {
   EXPECT_TRUE(c.direct_assignment());
   EXPECT_EQ(parse({"replay-dead-letters", "--idle_timeout_seconds=7"}).processing.idle_timeout_seconds, 7);
   EXPECT_EQ(parse({"replay-dead-letters", "--replay_group_id=r"}).replay.group_id, "r");
+  EXPECT_EQ(c.http.port, 0) << "a replay serves no probes unless asked";
+  EXPECT_EQ(parse({"replay-dead-letters", "--http_port=9090"}).http.port, 9090);
+  EXPECT_EQ(plain.http.port, 8080);
   EXPECT_EQ(parse({"replay-dead-letters"}, {{"KAFKA_DLQ_TOPIC", "letters"}}).kafka.dlq_topic, "letters");
 
   EXPECT_NE(config_error({"--dry_run"}).find("unknown flag(s): --dry_run"), std::string::npos)

@@ -34,6 +34,20 @@ inline constexpr std::string_view kCreateStaging =
     " source_topic TEXT, source_partition INTEGER, source_offset BIGINT,"
     " is_row BOOLEAN NOT NULL DEFAULT TRUE, in_history BOOLEAN NOT NULL DEFAULT FALSE) ON COMMIT DELETE ROWS";
 
+// What a strategy seen again takes from the new row (kUpsert, kUpsertWithHistory): see kUpsert.
+#define STRATEGY_CONSUMER_ON_CONFLICT                                                                      \
+  "  ON CONFLICT (strategy_hash) DO UPDATE SET" \
+  "   current_score = EXCLUDED.current_score," \
+  "   performance_metrics = COALESCE(EXCLUDED.performance_metrics, strategies.performance_metrics)," \
+  "   discovery_symbol = COALESCE(EXCLUDED.discovery_symbol, strategies.discovery_symbol)," \
+  "   discovery_start_time = COALESCE(EXCLUDED.discovery_start_time, strategies.discovery_start_time)," \
+  "   discovery_end_time = COALESCE(EXCLUDED.discovery_end_time, strategies.discovery_end_time)," \
+  "   message_timestamp = COALESCE(EXCLUDED.message_timestamp, strategies.message_timestamp)," \
+  "   last_evaluated_at = NOW()," \
+  "   updated_at = NOW()" \
+  "  WHERE EXCLUDED.message_timestamp IS NULL OR strategies.message_timestamp IS NULL" \
+  "   OR EXCLUDED.message_timestamp >= strategies.message_timestamp"
+
 // Moves the staged rows into `strategies`. A strategy seen again keeps first_discovered_at and created_at;
 // optional fields it does not carry keep their stored values. A re-discovery whose Kafka timestamp is older than
 // the stored row's is not applied at all (lanes and replicas commit partitions independently, and a replay
@@ -48,17 +62,7 @@ inline constexpr std::string_view kUpsert =
     "  SELECT " STRATEGY_CONSUMER_COPY_COLUMNS
     "  FROM strategy_staging"
     "  ORDER BY strategy_hash"
-    "  ON CONFLICT (strategy_hash) DO UPDATE SET"
-    "   current_score = EXCLUDED.current_score,"
-    "   performance_metrics = COALESCE(EXCLUDED.performance_metrics, strategies.performance_metrics),"
-    "   discovery_symbol = COALESCE(EXCLUDED.discovery_symbol, strategies.discovery_symbol),"
-    "   discovery_start_time = COALESCE(EXCLUDED.discovery_start_time, strategies.discovery_start_time),"
-    "   discovery_end_time = COALESCE(EXCLUDED.discovery_end_time, strategies.discovery_end_time),"
-    "   message_timestamp = COALESCE(EXCLUDED.message_timestamp, strategies.message_timestamp),"
-    "   last_evaluated_at = NOW(),"
-    "   updated_at = NOW()"
-    "  WHERE EXCLUDED.message_timestamp IS NULL OR strategies.message_timestamp IS NULL"
-    "   OR EXCLUDED.message_timestamp >= strategies.message_timestamp"
+    STRATEGY_CONSUMER_ON_CONFLICT
     "  RETURNING (xmax = 0) AS inserted)"
     " SELECT count(*) FILTER (WHERE inserted), count(*) FROM up";
 
@@ -74,17 +78,7 @@ inline constexpr std::string_view kUpsertWithHistory =
     "  SELECT " STRATEGY_CONSUMER_COPY_COLUMNS
     "  FROM strategy_staging WHERE is_row"
     "  ORDER BY strategy_hash"
-    "  ON CONFLICT (strategy_hash) DO UPDATE SET"
-    "   current_score = EXCLUDED.current_score,"
-    "   performance_metrics = COALESCE(EXCLUDED.performance_metrics, strategies.performance_metrics),"
-    "   discovery_symbol = COALESCE(EXCLUDED.discovery_symbol, strategies.discovery_symbol),"
-    "   discovery_start_time = COALESCE(EXCLUDED.discovery_start_time, strategies.discovery_start_time),"
-    "   discovery_end_time = COALESCE(EXCLUDED.discovery_end_time, strategies.discovery_end_time),"
-    "   message_timestamp = COALESCE(EXCLUDED.message_timestamp, strategies.message_timestamp),"
-    "   last_evaluated_at = NOW(),"
-    "   updated_at = NOW()"
-    "  WHERE EXCLUDED.message_timestamp IS NULL OR strategies.message_timestamp IS NULL"
-    "   OR EXCLUDED.message_timestamp >= strategies.message_timestamp"
+    STRATEGY_CONSUMER_ON_CONFLICT
     "  RETURNING strategy_hash, (xmax = 0) AS inserted),"
     " hist AS ("
     "  INSERT INTO strategy_score_history (strategy_hash, score, performance_metrics, discovery_symbol,"
@@ -128,6 +122,7 @@ inline constexpr std::string_view kInsertSpecs =
     " ON CONFLICT (name) DO NOTHING";
 
 #undef STRATEGY_CONSUMER_COPY_COLUMNS
+#undef STRATEGY_CONSUMER_ON_CONFLICT
 
 // Every statement by name, as `strategy-bench-tool sql` prints them.
 inline constexpr std::array<std::pair<std::string_view, std::string_view>, 11> kAll{{
