@@ -76,9 +76,11 @@ std::map<std::string, std::string> KafkaConfig::consumer_settings() const {
       // meanwhile may wait (librdkafka's 500 ms would be most of the latency budget; a real broker answers as
       // soon as data arrives, the dev broker only then).
       {"fetch.wait.max.ms", "50"},
-      // Prefetched messages held in memory: 16 MiB is some 30,000 messages, ahead of any batch size worth having,
-      // and keeps the consumer's memory small (librdkafka's default is 64 MiB).
-      {"queued.max.messages.kbytes", "16384"},
+      // Prefetched messages held in memory: 32 MiB, some 60,000 messages (librdkafka's default is 64 MiB). Once
+      // the queue is over this, librdkafka 2.0 looks at it again only on its broker thread's one-second round, so
+      // it must hold more than a second of the consumer's top rate: with 16 MiB the queue ran dry before the next
+      // fetch and the writers waited a fifth of the time (README: The write per batch).
+      {"queued.max.messages.kbytes", "32768"},
   };
   put_file(s, "ssl.ca.location", ssl_cafile);
   put_file(s, "ssl.certificate.location", ssl_certfile);

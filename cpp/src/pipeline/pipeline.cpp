@@ -67,6 +67,9 @@ struct Pipeline::Impl : RebalanceListener {
   // The stored next offset of each assigned partition, as this consumer last read or wrote it (the fence).
   // Consumer thread only.
   ExpectedOffsets expected;
+  // Of a partition whose last batch handed off is not taken back yet: the next offset that batch writes, and
+  // its id. The batch after it in the lane expects that offset (writer_lane.hpp). Consumer thread only.
+  std::map<TopicPartition, std::pair<std::int64_t, std::uint64_t>> planned;
   std::atomic<std::size_t> expected_partitions{0};  // expected.size(), for heartbeats from any thread
   std::shared_ptr<RuleEngine> rules;  // analyst rules, optional
   BrokerOutage brokers;  // no Kafka broker up: stalled; a drain job gives up after the retrier's patience
@@ -168,7 +171,7 @@ struct Pipeline::Impl : RebalanceListener {
                                                    const std::vector<std::int32_t>& partitions) override {
     // A batch of these partitions still being written (they were revoked and come back) lands first: read
     // before it, the stored offsets would make this consumer resume behind it and apply it again.
-    for (auto& lane : lanes) collect(*lane, /*wait=*/true);
+    for (auto& lane : lanes) drain(*lane);
     auto stored = retrying("load stored offsets", [&] { return sink->load_offsets(topic, partitions); });
     for (auto p : partitions) {
       auto it = stored.find(p);
@@ -355,15 +358,28 @@ struct Pipeline::Impl : RebalanceListener {
     LogScope log_scope(batch_log_fields(work->id, work->batch));
     if (work->error) std::rethrow_exception(work->error);
     if (work->fenced) {
-      ++counters.fenced_batches;
-      observer->batch_fenced();
+      if (!work->skipped) {  // (a skipped batch is taken back with the one it was behind, below)
+        ++counters.fenced_batches;
+        observer->batch_fenced();
+      }
       spdlog::warn("batch {} abandoned: {}", work->id, *work->fenced);
-      const auto partitions = work->batch.next_offsets();
+      auto partitions = work->batch.next_offsets();
+      // The batches handed off behind it are not written (writer_lane.hpp): taken back with it, their partitions
+      // are read again with its own.
+      while (auto behind = lane.take_written(/*wait=*/true, [this] { observer->heartbeat(expected.size()); })) {
+        spdlog::info("batch {} not written: handed off behind batch {}", behind->id, work->id);
+        for (const auto& [tp, next] : behind->batch.next_offsets()) partitions.emplace(tp, next);
+      }
       std::set<TopicPartition> keys;
       for (const auto& [tp, _] : partitions) keys.insert(tp);
       lane.open.drop_partitions(keys);  // read after the fenced batch: reread from the stored offsets
+      for (const auto& tp : keys) planned.erase(tp);  // what is handed off next starts at the stored offsets
       resume_from_stored(partitions);
       return;
+    }
+    for (const auto& o : work->offsets) {
+      auto it = planned.find({o.topic, o.partition});
+      if (it != planned.end() && it->second.second == work->id) planned.erase(it);  // no later batch of it
     }
     for (const auto& o : work->offsets) {
       if (auto it = expected.find({o.topic, o.partition}); it != expected.end()) it->second = o.next_offset;
@@ -372,27 +388,36 @@ struct Pipeline::Impl : RebalanceListener {
     source->commit(work->offsets);
   }
 
-  // Hands the lane's open batch to its writer, once the batch before it is finished (the offsets it expects are
-  // the ones that batch wrote).
+  // Every batch of the lane written and finished.
+  void drain(WriterLane& lane) {
+    while (lane.busy()) collect(lane, /*wait=*/true);
+  }
+
+  // Hands the lane's open batch to its writer once the lane has room (writer_lane.hpp). It expects the offsets the
+  // batch before it writes, when that one is not finished yet, else the stored ones.
   void hand_off(WriterLane& lane) {
-    collect(lane, /*wait=*/true);
+    collect(lane, /*wait=*/false);
+    while (!lane.has_room()) collect(lane, /*wait=*/true);
     if (lane.open.batch.empty()) return;
     if (rules) rules->reload_if_changed();  // between two batches of the lane: a backlog never waits for a reload
     auto work = std::make_unique<Work>(std::exchange(lane.open, Work{}));
     work->handed_off = Clock::now();
     LogScope log_scope(batch_log_fields(work->id, work->batch));
     const std::vector<bool> refused = rules ? apply_rules(*work) : std::vector<bool>{};
-    PreparedBatch prepared = prepare_batch(work->batch, refused, expected);
+    ExpectedOffsets expects = expected;
+    for (const auto& [tp, next] : planned) expects[tp] = next.first;
+    PreparedBatch prepared = prepare_batch(work->batch, refused, expects);
     work->rows = std::move(prepared.rows);
     work->duplicates = prepared.duplicates;
     work->offsets = std::move(prepared.offsets);
+    for (const auto& o : work->offsets) planned[{o.topic, o.partition}] = {o.next_offset, work->id};
     lane.hand(std::move(work));
   }
 
   // Every open batch written and finished.
   void flush_all() {
     for (auto& lane : lanes) hand_off(*lane);
-    for (auto& lane : lanes) collect(*lane, /*wait=*/true);
+    for (auto& lane : lanes) drain(*lane);
   }
 
   // ---- the loop
@@ -504,9 +529,11 @@ ExitReason Pipeline::run() {
   } catch (const Abandoned&) {
     // The other writers finish (or abandon) what they hold; nothing more is handed to them.
     for (auto& lane : s.lanes) {
-      try {
-        s.collect(*lane, /*wait=*/true);
-      } catch (...) {
+      while (lane->busy()) {
+        try {
+          s.collect(*lane, /*wait=*/true);
+        } catch (...) {
+        }
       }
     }
     const auto dropped = s.open_messages();

@@ -34,54 +34,75 @@ void WriterLane::stop() {
 
 bool WriterLane::busy() const {
   std::lock_guard lock(mutex_);
-  return job_ != nullptr;
+  return !jobs_.empty();
+}
+
+bool WriterLane::has_room() const {
+  std::lock_guard lock(mutex_);
+  return jobs_.size() < kDepth;
 }
 
 void WriterLane::hand(std::unique_ptr<Work> work) {
   {
     std::lock_guard lock(mutex_);
-    in_flight_bytes_ = work->batch.bytes();
-    job_ = std::move(work);
-    done_ = false;
+    in_flight_bytes_ += work->batch.bytes();
+    work->lane_seq = ++handed_seq_;
+    jobs_.push_back(std::move(work));
   }
   changed_.notify_all();
 }
 
 std::unique_ptr<Work> WriterLane::take_written(bool wait, const std::function<void()>& while_waiting) {
   std::unique_lock lock(mutex_);
-  if (!job_) return nullptr;
-  while (wait && !done_) {
+  if (jobs_.empty()) return nullptr;
+  while (wait && written_ == 0) {
     changed_.wait_for(lock, std::chrono::milliseconds(50));
-    if (!done_ && while_waiting) while_waiting();
+    if (written_ == 0 && while_waiting) while_waiting();
   }
-  if (!done_) return nullptr;
-  done_ = false;
-  return std::move(job_);
+  if (written_ == 0) return nullptr;
+  std::unique_ptr<Work> work = std::move(jobs_.front());
+  jobs_.pop_front();
+  --written_;
+  // Not committed: the batches handed off until now expect the offsets it would have written. The consumer
+  // thread reads its partitions again from the stored offsets; what it hands off from now on follows those.
+  if (work->fenced || work->error) skip_through_ = handed_seq_;
+  in_flight_bytes_ -= work->batch.bytes();
+  return work;
+}
+
+bool WriterLane::behind_uncommitted(std::size_t position) const {
+  for (std::size_t i = 0; i < position; ++i) {
+    const Work& before = *jobs_[i];
+    if ((before.fenced || before.error) && before.lane_seq > skip_through_) return true;
+  }
+  return false;
 }
 
 void WriterLane::loop(const WriteFn& write, std::stop_token stop) {
   for (;;) {
     Work* work = nullptr;
+    bool skip = false;
     {
       std::unique_lock lock(mutex_);
-      if (!changed_.wait(lock, stop, [&] { return job_ && !done_; })) return;
-      work = job_.get();
+      if (!changed_.wait(lock, stop, [&] { return written_ < jobs_.size(); })) return;
+      work = jobs_[written_].get();
+      skip = work->lane_seq <= skip_through_ || behind_uncommitted(written_);
     }
-    try {
-      write(*this, *work);
-    } catch (const FencedError& e) {
-      work->fenced = e.what();
-    } catch (...) {
-      work->error = std::current_exception();
+    if (skip) {
+      work->skipped = true;
+      work->fenced = "not written: a batch before it in this lane was not committed";
+    } else {
+      try {
+        write(*this, *work);
+      } catch (const FencedError& e) {
+        work->fenced = e.what();
+      } catch (...) {
+        work->error = std::current_exception();
+      }
     }
-    // Written (or given up): no dead letter can need the payloads any more. Given back now, not when the
-    // consumer thread gets round to finishing the batch.
-    work->batch.release_entries();
-    for (auto& row : work->rows) row.folded.reset();
-    in_flight_bytes_ = 0;
     {
       std::lock_guard lock(mutex_);
-      done_ = true;
+      ++written_;
     }
     changed_.notify_all();
   }

@@ -37,6 +37,7 @@ std::string text_array(const std::vector<std::string>& names) {
 std::vector<std::string> StrategySpecs::insert_new(pqxx::transaction_base& txn,
                                                    const std::vector<const StrategyRecord*>& records,
                                                    const std::vector<std::size_t>& skip) {
+  if (known_ && !exists_) return {};  // no strategy_specs table in this database: nothing to look up per row
   std::set<std::string> names;
   {
     std::lock_guard lock(sent_mutex);

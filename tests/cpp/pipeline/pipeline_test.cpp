@@ -1,6 +1,6 @@
 // The pipeline's logic (pipeline.hpp) driven with in-memory doubles of its source and sink (doubles.hpp):
-// rebalances in the middle of a batch, the fence, a revoke while a write is in flight, stop at each point, a
-// drain that ends idle. Every message carries its own strategy_hash ("p<partition>-o<offset>"), so the sink
+// rebalances in the middle of a batch, the fence, a batch handed off behind one in flight (and behind a fenced
+// one), a revoke while a write is in flight, stop at each point, a drain that ends idle. Every message carries its own strategy_hash ("p<partition>-o<offset>"), so the sink
 // can tell how many times each was written: exactly-once is "each hash the pipeline should write, written once".
 #include <gtest/gtest.h>
 
@@ -221,6 +221,47 @@ TEST_F(PipelineTest, RevokedWriteInFlightIsFencedWhenTheNewOwnerCommittedFirst) 
   EXPECT_EQ(pipeline().counters().fenced_batches, 1u);
   expect_not_written(0, 0, 4);
   expect_written_once(0, 4, 6);
+}
+
+TEST_F(PipelineTest, TheNextBatchIsHandedOffWhileOneIsWrittenExpectingTheOffsetsThatOneWrites) {
+  config.processing.writer_connections = 1;
+  config.processing.batch_size = 2;
+  act([&] { db.with([&] { return db.block = true; }); });
+  assign({0});
+  publish(0, 4);
+  until([&] { return db.with([&] { return db.blocked == 1; }); });  // [0, 2) in flight
+  read_everything();                                                 // [2, 4) handed off behind it
+  act([&] { db.release(); });
+  until(stored_is(0, 4));
+  stop();
+  EXPECT_EQ(run(), ExitReason::stopped);
+  expect_written_once(0, 0, 4);
+  EXPECT_EQ(db.fenced, 0) << "the second batch expected offset 2, what the first wrote, not the stored nothing";
+  EXPECT_EQ(pipeline().counters().messages, 4u);
+  EXPECT_EQ(db.commits, 2);
+}
+
+TEST_F(PipelineTest, ABatchHandedOffBehindAFencedOneIsNotWrittenButReadAgain) {
+  config.processing.writer_connections = 1;
+  config.processing.batch_size = 2;
+  act([&] { db.with([&] { return db.block = true; }); });
+  assign({0});
+  publish(0, 4);
+  until([&] { return db.with([&] { return db.blocked == 1; }); });  // [0, 2) in flight, expecting nothing stored
+  read_everything();                                                 // [2, 4) handed off, expecting 2
+  // Another consumer wrote 0..1 meanwhile: [0, 2) is fenced. [2, 4) would pass the fence, but this consumer
+  // rereads the partition from the stored offset after a fence, and a batch written behind that reread would
+  // be applied twice: it is not written, its messages are read again.
+  act([&] { db.with([&] { return db.offsets[{topic.name, 0}] = 2; }); });
+  act([&] { db.release(); });
+  until(stored_is(0, 4));
+  stop();
+  EXPECT_EQ(run(), ExitReason::stopped);
+  expect_not_written(0, 0, 2);
+  expect_written_once(0, 2, 4);
+  EXPECT_EQ(pipeline().counters().fenced_batches, 1u) << "the skipped batch is not counted as fenced";
+  EXPECT_EQ(db.fenced, 1) << "only [0, 2) reached the database";
+  EXPECT_EQ(pipeline().counters().messages, 6u) << "offsets 2 and 3 were read twice";
 }
 
 TEST_F(PipelineTest, StopBeforeAnyBatch) {

@@ -428,7 +428,7 @@ def test_postgres_down_drain_gives_up_service_retries_sigterm_abandons(own_pg, k
         own_pg.resume()
         done = assert_rows_match_offsets(env, layout)
         # Usually part of the work; all of it when the consumer had fetched every message before the brokers
-        # went (its local queue holds up to 16 MiB): it then exits 1 only for the Kafka commit and the idle check.
+        # went (its local queue holds up to 32 MiB): it then exits 1 only for the Kafka commit and the idle check.
         assert 0 < done <= 20_000
 
         service = Consumer(env.flags("--batch_size=100", "--max_retries=1"), "service")
@@ -514,7 +514,7 @@ def test_brokers_gone_drain_gives_up_without_committing_past_its_data(pg, own_ka
         assert drain.count("giving up (drain mode, --max_retries=1)") == 1, drain.tail()
         done = assert_rows_match_offsets(env, layout)
         # Usually part of the work; all of it when the consumer had fetched every message before the brokers
-        # went (its local queue holds up to 16 MiB): it then exits 1 only for the Kafka commit and the idle check.
+        # went (its local queue holds up to 32 MiB): it then exits 1 only for the Kafka commit and the idle check.
         assert 0 < done <= 20_000
         own_kafka.command("up-all")
 
