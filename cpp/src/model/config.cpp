@@ -81,6 +81,9 @@ std::map<std::string, std::string> KafkaConfig::consumer_settings() const {
       // it must hold more than a second of the consumer's top rate: with 16 MiB the queue ran dry before the next
       // fetch and the writers waited a fifth of the time (README: The write per batch).
       {"queued.max.messages.kbytes", "32768"},
+      // What one fetch response may bring on top of that: the queue refills in steps of 8 MiB, not of librdkafka's
+      // 50 MiB (the peak memory of a drain).
+      {"fetch.max.bytes", "8388608"},
   };
   put_file(s, "ssl.ca.location", ssl_cafile);
   put_file(s, "ssl.certificate.location", ssl_certfile);

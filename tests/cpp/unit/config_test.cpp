@@ -462,6 +462,16 @@ TEST(KafkaSettings, ConsumerEssentials) {
   EXPECT_EQ(get(s, "enable.auto.offset.store"), "false");
 }
 
+TEST(KafkaSettings, PrefetchHoldsMoreThanASecondAndRefillsInBoundedSteps) {
+  // librdkafka 2.0 looks at a full prefetch queue again once a second: 32 MiB (some 60,000 messages) outlasts that
+  // at the consumer's top rate; one fetch response adds at most 8 MiB on top (the drain's peak memory).
+  const Settings s = parse({}).kafka.consumer_settings();
+  EXPECT_EQ(get(s, "queued.max.messages.kbytes"), "32768");
+  EXPECT_EQ(get(s, "fetch.max.bytes"), "8388608");
+  const Settings overridden = parse({"--kafka_property=queued.max.messages.kbytes=1024"}).kafka.consumer_settings();
+  EXPECT_EQ(get(overridden, "queued.max.messages.kbytes"), "1024");
+}
+
 TEST(KafkaSettings, EachDefaultReachesTheConsumerSettings) {
   const KafkaConfig defaults;
   const Settings s = defaults.consumer_settings();
