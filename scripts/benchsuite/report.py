@@ -10,7 +10,7 @@ from datetime import datetime
 
 from .phases import PHASES
 from .phases.latency import SHORT_FETCH_WAIT_MS
-from .phases.sizes import QUICK_SIZES, SIZES
+from .phases.sizes import ISSUE_WORKLOAD_SIZE, QUICK_SIZES, SIZES
 from .services import ROOT
 
 TARGETS = {
@@ -26,6 +26,8 @@ TARGETS = {
     # The drain at each size of the sizes phase: at least the limit, the first row within a second.
     **{f"sizes_{n}_consumer_over_limit": (">=", 1.0) for n in SIZES + QUICK_SIZES},
     **{f"sizes_{n}_first_commit_seconds": ("<=", 1.0) for n in SIZES + QUICK_SIZES},
+    # Issue 17's steady-state target, on its own workload (200,000 distinct strategies, batch 5000).
+    f"sizes_{ISSUE_WORKLOAD_SIZE}_after_first_commit_over_limit": (">=", 1.2),
 }
 
 
@@ -83,6 +85,8 @@ def compute_figures(d: dict) -> dict:
         for n, run in d["sizes"]["runs"].items():
             f[f"sizes_{n}_consumer_over_limit"] = run["consumer_over_limit"]
             f[f"sizes_{n}_first_commit_seconds"] = run["first_commit_seconds"]
+            if run["after_first_commit_over_limit"] is not None:
+                f[f"sizes_{n}_after_first_commit_over_limit"] = run["after_first_commit_over_limit"]
     if "network" in d:
         runs = d["network"]["runs"]
         for name, run in runs.items():
@@ -174,8 +178,9 @@ def print_table(result: dict) -> None:
             rows.append(("  its first committed row after start", f"{run['first_commit_seconds']:.2f} s",
                          *target(f"sizes_{n}_first_commit_seconds", "< 1 s")))
             if run["after_first_commit_over_limit"] is not None:
+                name = f"sizes_{n}_after_first_commit_over_limit"
                 rows.append(("  after its first commit / limit", f"{run['after_first_commit_over_limit']:.2f}",
-                             "", ""))
+                             *(target(name, ">= 1.2") if name in TARGETS else ("", ""))))
     if "network" in d:
         x = d["network"]
         for name, run in x["runs"].items():

@@ -15,6 +15,7 @@ from .drain import phase_consumer
 from .limit import limit_script, phase_rows, run_psql
 
 SIZES = (100_000, 200_000, 1_000_000)
+ISSUE_WORKLOAD_SIZE = 200_000  # issue 17's own workload, where its steady-state target applies
 QUICK_SIZES = (2_000, 4_000)
 BATCH_SIZE = 5000
 MIN_PARTITIONS = 64
