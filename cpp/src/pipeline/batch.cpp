@@ -30,12 +30,6 @@ void Batch::skip(const SourcePosition& source, std::size_t held_bytes) {
   bytes_per_partition_[{source.topic, source.partition}] += held_bytes;
 }
 
-void Batch::release_entries() {
-  std::vector<BatchEntry>().swap(entries_);
-  bytes_ = 0;
-  bytes_per_partition_.clear();
-}
-
 void Batch::drop_partitions(const std::set<TopicPartition>& partitions) {
   std::erase_if(entries_, [&](const BatchEntry& e) {
     return partitions.count({e.source.topic, e.source.partition}) > 0;

@@ -29,8 +29,6 @@ class Batch {
   // A message that will not be stored (dead-lettered): its offset counts, and `held_bytes` (its dead letter,
   // waiting in the producer's queue until the batch commits).
   void skip(const SourcePosition& source, std::size_t held_bytes = 0);
-  // Once the batch is written: frees the entries (payloads and records), keeping the offsets and counts.
-  void release_entries();
   // Forgets everything read from these partitions (they were revoked; the new owner rereads them).
   void drop_partitions(const std::set<TopicPartition>& partitions);
   void clear();
