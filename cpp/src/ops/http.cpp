@@ -1,5 +1,9 @@
 #include "strategy_consumer/ops/http.hpp"
 
+// Connections waiting to be accepted (cpp-httplib's default is 5): a burst of probes and scrapes beyond that has
+// its SYNs dropped and retried by the client a second later, which a /health deadline of 1 s does not survive.
+// This file is the only one that includes httplib.h.
+#define CPPHTTPLIB_LISTEN_BACKLOG 128
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
