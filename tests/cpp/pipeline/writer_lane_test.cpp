@@ -62,7 +62,11 @@ class WriterLaneTest : public ::testing::Test {
     lane.start([this](WriterLane&, Work& work) { writes.write(work); });
   }
   ~WriterLaneTest() override {
-    for (auto id : std::set<std::uint64_t>(writes.hold)) writes.release(id);
+    {
+      std::lock_guard lock(writes.mutex);
+      writes.hold.clear();  // a write still held ends, so the lane's thread can be joined
+    }
+    writes.changed.notify_all();
     lane.stop();
   }
 
