@@ -19,8 +19,8 @@ MEMORY_TOPIC = "bench-memory"
 LARGE_TOPIC = "bench-large"
 # What the consumer holds beyond --max_buffered_bytes (memory_budget.hpp): the process itself with its libraries
 # (about 30 MB), librdkafka's queue of prefetched messages (queued.max.messages.kbytes: 32 MiB) and the fetch
-# responses being read into it (up to one message over, per partition fetched at once), one message over each
-# budget, and what the allocator keeps of freed blocks.
+# response that takes it over that (fetch.max.bytes: at most 8 MiB), one message over each budget, and what the
+# allocator keeps of freed blocks.
 LARGE_CONSTANT_MB = 112.0
 LARGE_ROW_SECONDS = 0.1  # each row's insert in the large phase: the database, not Kafka, is the bottleneck
 
