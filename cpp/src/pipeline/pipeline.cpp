@@ -25,6 +25,7 @@
 #include "strategy_consumer/pipeline/message_source.hpp"
 #include "strategy_consumer/pipeline/prepare.hpp"
 #include "strategy_consumer/pipeline/retry.hpp"
+#include "strategy_consumer/pipeline/shutdown_watchdog.hpp"
 #include "strategy_consumer/pipeline/stall_tracker.hpp"
 #include "strategy_consumer/pipeline/writer_lane.hpp"
 #include "strategy_consumer/rules/rule_engine.hpp"
@@ -475,32 +476,6 @@ struct Pipeline::Impl : RebalanceListener {
     flush_all();
     return ExitReason::stopped;
   }
-
-  // The shutdown deadline (a thread for the length of run()): after a stop request, the open batch has
-  // --shutdown_timeout_seconds to commit. Then the database operation it waits for is broken off (again every
-  // second), and the batch is abandoned. Meanwhile it ages the writes in flight (stall_tracker.hpp).
-  void watch(std::stop_token done) {
-    const auto deadline = seconds_to_ms(config.processing.shutdown_timeout_seconds);
-    std::optional<Clock::time_point> stop_seen, last_interrupt;
-    while (!done.stop_requested()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      stalls.refresh(Clock::now());  // a write in flight may have passed its limit
-      if (!stop_requested) continue;
-      const auto now = Clock::now();
-      if (!stop_seen) stop_seen = now;
-      if (now - *stop_seen < deadline) continue;
-      if (!last_interrupt) {
-        spdlog::warn("the open batch did not commit within {} s of the stop request: breaking off its database "
-                     "write; nothing of it commits",
-                     config.processing.shutdown_timeout_seconds);
-      }
-      if (!last_interrupt || now - *last_interrupt >= std::chrono::seconds(1)) {
-        last_interrupt = now;
-        sink->interrupt();
-        for (auto& lane : lanes) lane->sink().interrupt();
-      }
-    }
-  }
 };
 
 Pipeline::Pipeline(Config config, PipelineParts parts, PipelineObserver* observer)
@@ -511,7 +486,11 @@ ExitReason Pipeline::run() {
   auto& s = *impl_;
   s.consumer_thread = std::this_thread::get_id();
   if (s.lanes.empty()) s.start_writers();
-  std::jthread watchdog([&s](std::stop_token done) { s.watch(done); });
+  ShutdownWatchdog watchdog(seconds_to_ms(s.config.processing.shutdown_timeout_seconds), s.stop_requested, s.stalls,
+                            [&s] {
+                              s.sink->interrupt();
+                              for (auto& lane : s.lanes) lane->sink().interrupt();
+                            });
   try {
     s.retrying("connect to PostgreSQL", [&] { s.sink->ensure_connected(); });
     s.retrying("prepare the schema", [&] { s.sink->prepare_schema(s.config.migrate); });
@@ -521,8 +500,7 @@ ExitReason Pipeline::run() {
     s.close_source();
     return reason;
   } catch (const Error&) {
-    watchdog.request_stop();  // it reads the lanes: joined before they go
-    watchdog.join();
+    watchdog.stop();  // it reads the lanes: joined before they go
     s.stop_writers();  // nothing more commits; a writer still retrying gives up, one blocked is broken off
     s.close_source();
     throw;

@@ -121,6 +121,17 @@ class PipelineTest : public ::testing::Test {
   void stop() {
     act([this] { pipeline_->stop(); });
   }
+  // One writer, batches of two, partition 0 holding four messages: [0, 2) is in flight (held in the database,
+  // expecting nothing stored) and [2, 4) handed off behind it (expecting 2).
+  void one_batch_in_flight_and_one_behind_it() {
+    config.processing.writer_connections = 1;
+    config.processing.batch_size = 2;
+    act([&] { db.with([&] { return db.block = true; }); });
+    assign({0});
+    publish(0, 4);
+    until([&] { return db.with([&] { return db.blocked == 1; }); });
+    read_everything();
+  }
 
   // ---- the database
   std::optional<std::int64_t> stored(std::int32_t partition) {
@@ -224,13 +235,7 @@ TEST_F(PipelineTest, RevokedWriteInFlightIsFencedWhenTheNewOwnerCommittedFirst) 
 }
 
 TEST_F(PipelineTest, TheNextBatchIsHandedOffWhileOneIsWrittenExpectingTheOffsetsThatOneWrites) {
-  config.processing.writer_connections = 1;
-  config.processing.batch_size = 2;
-  act([&] { db.with([&] { return db.block = true; }); });
-  assign({0});
-  publish(0, 4);
-  until([&] { return db.with([&] { return db.blocked == 1; }); });  // [0, 2) in flight
-  read_everything();                                                 // [2, 4) handed off behind it
+  one_batch_in_flight_and_one_behind_it();
   act([&] { db.release(); });
   until(stored_is(0, 4));
   stop();
@@ -242,13 +247,7 @@ TEST_F(PipelineTest, TheNextBatchIsHandedOffWhileOneIsWrittenExpectingTheOffsets
 }
 
 TEST_F(PipelineTest, ABatchHandedOffBehindAFencedOneIsNotWrittenButReadAgain) {
-  config.processing.writer_connections = 1;
-  config.processing.batch_size = 2;
-  act([&] { db.with([&] { return db.block = true; }); });
-  assign({0});
-  publish(0, 4);
-  until([&] { return db.with([&] { return db.blocked == 1; }); });  // [0, 2) in flight, expecting nothing stored
-  read_everything();                                                 // [2, 4) handed off, expecting 2
+  one_batch_in_flight_and_one_behind_it();
   // Another consumer wrote 0..1 meanwhile: [0, 2) is fenced. [2, 4) would pass the fence, but this consumer
   // rereads the partition from the stored offset after a fence, and a batch written behind that reread would
   // be applied twice: it is not written, its messages are read again.
