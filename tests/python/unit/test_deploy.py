@@ -122,6 +122,7 @@ def test_runtime_package_list_provides_every_library_of_the_binary():
                         subprocess.run(["readelf", "-d", find_binary("strategy-consumer")], capture_output=True,
                                        text=True, check=True).stdout)
     assert "libcpp-httplib.so.0.11" in needed
+    assert "libjemalloc.so.2" in needed, "the binary's allocator (cpp/CMakeLists.txt) was not linked"
     for lib in needed:
         path = subprocess.run(["/sbin/ldconfig", "-p"], capture_output=True, text=True).stdout
         match = re.search(rf"^\s+{re.escape(lib)} \(libc6,x86-64\) => (\S+)$", path, flags=re.M)
