@@ -115,8 +115,9 @@ def main() -> int:
         try:
             rows, sizes, partitions, latency_partitions, settings = run_phases(
                 args, phases, work, d, n, memory_n, latency_seconds, cpu_seconds, tool)
-        finally:  # the consumers' logs, to look at their batches (also when a phase failed)
-            logs = sorted(work.glob("*.log"))
+        finally:  # the consumers' logs, to look at their batches (also when a phase failed); the sizes phase
+            # keeps each size's in its own directory, under names of their own (sizes_<n>.log)
+            logs = sorted(work.rglob("*.log"))
             if logs:
                 (out_dir / f"{run_name}-logs").mkdir(parents=True, exist_ok=True)
                 for path in logs:
