@@ -13,6 +13,14 @@
 #include "strategy_consumer/python_rule_engine.hpp"
 #include "strategy_consumer/service/service.hpp"
 
+// jemalloc's settings (cpp/CMakeLists.txt links it into this binary): pages freed stay with the process for a
+// second instead of ten before they go back to the system. A drain frees a batch's blocks every few hundred
+// milliseconds; ten seconds of them raised the peak RSS draining 1,000,000 messages by some 13 MB. MALLOC_CONF in
+// the environment still overrides it.
+extern "C" {
+const char* malloc_conf = "dirty_decay_ms:1000,muzzy_decay_ms:0";
+}
+
 namespace {
 
 std::atomic<strategy_consumer::Service*> g_service{nullptr};

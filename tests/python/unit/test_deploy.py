@@ -137,6 +137,17 @@ def test_runtime_package_list_provides_every_library_of_the_binary():
     assert {"libspdlog-dev", "librdkafka-dev", "libpqxx-dev", "libcpp-httplib-dev", "libssl-dev"} <= full
 
 
+
+def test_the_binary_allocator_gives_freed_pages_back_within_a_second():
+    # jemalloc prints its options at exit with stats_print; the binary's own malloc_conf (cpp/app/main.cpp) sets
+    # the decay, the environment's MALLOC_CONF adds to it.
+    run = subprocess.run([find_binary("strategy-consumer"), "--help"], capture_output=True, text=True,
+                         env={**os.environ, "MALLOC_CONF": "stats_print:true"}, check=True)
+    assert "Version: \"5." in run.stderr, "jemalloc is not the binary's allocator"
+    assert re.search(r"^\s*opt\.dirty_decay_ms: 1000\b", run.stderr, flags=re.M), run.stderr[:2000]
+    assert re.search(r"^\s*opt\.muzzy_decay_ms: 0\b", run.stderr, flags=re.M)
+
+
 def test_alert_rules_check_and_pass_their_unit_tests():
     check = subprocess.run(["promtool", "check", "rules", str(ALERTS)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
