@@ -16,7 +16,7 @@ from .latency import SHORT_FETCH_WAIT_MS, phase_latency
 from .limit import phase_ceiling, phase_limit, phase_rows
 from .memory import phase_large, phase_memory
 from .network import NETWORK_RTTS_MS, phase_network
-from .sizes import QUICK_SIZES, SIZES, phase_sizes
+from .sizes import QUICK_SIZES, REPEATS, SIZES, phase_sizes
 
 PHASES = ("limit", "ceiling", "consumer", "history", "original", "cpu", "latency", "memory", "large", "network",
           "sizes")
@@ -97,8 +97,8 @@ def run_phases(args, phases: set, work: Path, d: dict, n: int, memory_n: int, la
         if "sizes" in phases:
             sizes = QUICK_SIZES if args.quick else SIZES
             log(f"sizes: the drain against the limit at {', '.join(f'{n:,}' for n in sizes)} distinct strategies "
-                f"(batch 5000, at least 64 partitions)")
-            d["sizes"] = phase_sizes(pg, tool, work, sizes, args.seed)
+                f"(batch 5000, at least 64 partitions), {1 if args.quick else REPEATS} run(s) each")
+            d["sizes"] = phase_sizes(pg, tool, work, sizes, args.seed, repeats=1 if args.quick else REPEATS)
         if "large" in phases:
             n_large, size = (24, 600_000) if args.quick else (400, 1_000_000)
             # Quick: small budgets, so that even a tiny topic holds several times the budget.

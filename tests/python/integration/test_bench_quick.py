@@ -76,7 +76,10 @@ def test_quick_run_reports_every_figure(tmp_path):
     sizes = details["sizes"]["runs"]
     assert sorted(sizes, key=int) == ["2000", "4000"]
     for n, run in sizes.items():
-        assert run["stored"] == run["limit_stored"] == int(n) and run["partitions"] >= 64
+        assert run["partitions"] >= 64 and len(run["each"]) == 1  # --quick: one run a size (the full suite: 3)
+        for each in run["each"]:
+            assert each["stored"] == each["limit_stored"] == int(n)
+        assert run["consumer_over_limit"] == run["each"][0]["consumer_over_limit"]
     assert "drain of 4,000 distinct strategies" in result.stdout
     assert "consumer / limit" in result.stdout and "peak RSS" in result.stdout and "round trip 1ms" in result.stdout \
         and "ceiling" in result.stdout
