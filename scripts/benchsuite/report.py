@@ -169,25 +169,27 @@ def print_table(result: dict) -> None:
                      f"({x['topic_mb']:.0f} MiB)", f"{f['large_peak_rss_mb']:.0f} MB",
                      *target("large_peak_rss_over_bound",
                              f"<= {bound:.0f} MB (budget {x['budget_mb']:.0f} + {x['constant_mb']:.0f})")))
+
+    def each_run(run, key):  # every run's figure, after the median, when a size ran several times
+        each = run.get("each", [])
+        return f" ({' / '.join(f'{r[key]:.2f}' for r in each)})" if len(each) > 1 else ""
+
     if "sizes" in d:
         for n, run in d["sizes"]["runs"].items():
-            each = run.get("each", [])
-
-            def runs(key, form, each=each):  # every run's figure, when there were several
-                return f" ({' / '.join(format(r[key], form) for r in each)})" if len(each) > 1 else ""
-            several = f", median of {len(each)} runs" if len(each) > 1 else ""
+            several = f", median of {len(run['each'])} runs" if len(run.get("each", [])) > 1 else ""
             rows.append((f"drain of {int(n):,} distinct strategies ({run['partitions']} partitions, batch "
                          f"{d['sizes']['batch_size']}): consumer / limit{several}",
                          f"{rate(run['consumer_messages_per_second'])} / {rate(run['limit_messages_per_second'])}: "
-                         f"{run['consumer_over_limit']:.2f}{runs('consumer_over_limit', '.2f')}",
+                         f"{run['consumer_over_limit']:.2f}{each_run(run, 'consumer_over_limit')}",
                          *target(f"sizes_{n}_consumer_over_limit", ">= 1.0")))
             rows.append((f"  its first committed row after start{', the slowest run' if several else ''}",
-                         f"{run['first_commit_seconds']:.2f} s{runs('first_commit_seconds', '.2f')}",
+                         f"{run['first_commit_seconds']:.2f} s{each_run(run, 'first_commit_seconds')}",
                          *target(f"sizes_{n}_first_commit_seconds", "< 1 s")))
             if run["after_first_commit_over_limit"] is not None:
                 name = f"sizes_{n}_after_first_commit_over_limit"
                 rows.append((f"  after its first commit / limit{several}",
-                             f"{run['after_first_commit_over_limit']:.2f}{runs('after_first_commit_over_limit', '.2f')}",
+                             f"{run['after_first_commit_over_limit']:.2f}"
+                             f"{each_run(run, 'after_first_commit_over_limit')}",
                              *(target(name, ">= 1.2") if name in TARGETS else ("", ""))))
     if "network" in d:
         x = d["network"]

@@ -6,8 +6,8 @@
 // A batch is written once it holds --max_batch_bytes, and the consumer stops polling Kafka while everything it
 // holds reaches --max_buffered_bytes (librdkafka then stops fetching once its own queue is full:
 // queued.max.messages.kbytes). A written batch gives its messages back when the consumer thread takes it back,
-// at its next poll. So the memory of a drain stays under --max_buffered_bytes plus a constant: one message over each
-// budget, librdkafka's queue and fetch buffers, and the process itself (README: Configuration, Benchmarks).
+// at its next poll. So the memory of a drain stays under --max_buffered_bytes plus a constant: one message over
+// each budget, librdkafka's queue and fetch buffers, and the process itself (README: Configuration, Benchmarks).
 #include <cstddef>
 
 #include <nlohmann/json.hpp>
